@@ -1,0 +1,199 @@
+"""Every pagination style, loop detection and page validation, against routes on the real replay server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airbricks.ingestion.config import DatasetConfig, HttpPolicy
+from airbricks.ingestion.http import ApiClient, ApiEndpoint
+from airbricks.ingestion.pagination import PageValidationError, PaginationError, iter_pages, resolve_path
+
+pytestmark = pytest.mark.integration
+
+POLICY = HttpPolicy(max_attempts=1, max_pages=20)
+
+
+def _walk(replay, path, pagination, *, records_path="$", required=(), params=None, policy=POLICY):
+    config = DatasetConfig(
+        path=path,
+        pagination=pagination,
+        records_path=records_path,
+        required_fields=required,
+        query_params=params or {},
+    )
+    with ApiClient(ApiEndpoint("src", replay.url), policy, sleep=lambda s: None) as client:
+        return list(iter_pages(client, "src", "ds", config))
+
+
+def _queries(replay, path):
+    return [r.query for r in replay.requests if r.path == path]
+
+
+def test_resolve_path():
+    doc = {"a": {"b": [10, {"c": "x"}]}}
+    assert resolve_path(doc, "$") is doc
+    assert resolve_path(doc, "a.b.1.c") == "x"
+    assert resolve_path(doc, "$.a.b.0") == 10
+    assert resolve_path(doc, "a.zz") is not doc
+    assert resolve_path(doc, "a.zz") is resolve_path(doc, "q")
+
+
+def test_page_number_stops_at_total_pages(replay_server):
+    pages = _walk(
+        replay_server,
+        "/api/v1/search_by_date",
+        {"style": "page_number", "page_param": "page", "start_page": 0, "total_pages_path": "nbPages"},
+        records_path="hits",
+        required=("objectID", "title", "created_at_i"),
+        params={"hitsPerPage": "100"},
+    )
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert [q["page"] for q in _queries(replay_server, "/api/v1/search_by_date")] == ["0", "1", "2"]
+    assert all(q["hitsPerPage"] == "100" for q in _queries(replay_server, "/api/v1/search_by_date"))
+    assert sum(p.records for p in pages) > 0
+
+
+def test_page_number_stops_on_empty_page_and_keeps_it(replay_server):
+    for page, items in (("1", [{"id": 1}, {"id": 2}]), ("2", [{"id": 3}]), ("3", [])):
+        replay_server.add_route("GET", "/p", {"items": items}, match={"page": page})
+    pages = _walk(replay_server, "/p", {"style": "page_number"}, records_path="items", required=("id",))
+    assert [p.records for p in pages] == [2, 1, 0]
+    assert json.loads(pages[2].body) == {"items": []}
+
+
+def test_page_number_detects_an_api_ignoring_the_page_param(replay_server):
+    replay_server.add_route("GET", "/same", [{"id": 1}])
+    with pytest.raises(PaginationError, match=r"page 2 .* byte-identical to page 1"):
+        _walk(replay_server, "/same", {"style": "page_number"})
+
+
+def test_offset_limit_stops_on_short_page(replay_server):
+    replay_server.add_route("GET", "/o", {"data": [{"id": 1}, {"id": 2}]}, match={"offset": "0"})
+    replay_server.add_route("GET", "/o", {"data": [{"id": 3}, {"id": 4}]}, match={"offset": "2"})
+    replay_server.add_route("GET", "/o", {"data": [{"id": 5}]}, match={"offset": "4"})
+    pages = _walk(replay_server, "/o", {"style": "offset", "limit": 2}, records_path="data")
+    assert [p.records for p in pages] == [2, 2, 1]
+    assert [(q["offset"], q["limit"]) for q in _queries(replay_server, "/o")] == [
+        ("0", "2"),
+        ("2", "2"),
+        ("4", "2"),
+    ]
+
+
+def test_offset_stops_at_total(replay_server):
+    replay_server.add_route("GET", "/t", {"total": 4, "data": [{"id": 1}, {"id": 2}]}, match={"offset": "0"})
+    replay_server.add_route("GET", "/t", {"total": 4, "data": [{"id": 3}, {"id": 4}]}, match={"offset": "2"})
+    pages = _walk(
+        replay_server, "/t", {"style": "offset", "limit": 2, "total_path": "total"}, records_path="data"
+    )
+    assert len(pages) == 2
+
+
+def test_cursor_follows_token_until_absent(replay_server):
+    replay_server.add_route("GET", "/c", {"items": [{"id": 1}], "meta": {"next": "abc"}})  # no cursor param
+    replay_server.add_route(
+        "GET", "/c", {"items": [{"id": 2}], "meta": {"next": "def"}}, match={"after": "abc"}
+    )
+    replay_server.add_route(
+        "GET", "/c", {"items": [{"id": 3}], "meta": {"next": None}}, match={"after": "def"}
+    )
+    pages = _walk(
+        replay_server,
+        "/c",
+        {"style": "cursor", "cursor_param": "after", "cursor_path": "meta.next"},
+        records_path="items",
+    )
+    assert len(pages) == 3
+    assert [q.get("after") for q in _queries(replay_server, "/c")] == [None, "abc", "def"]
+
+
+def test_cursor_loop_is_detected(replay_server):
+    replay_server.add_route("GET", "/c", {"items": [{"id": 1}], "meta": {"next": "abc"}})
+    replay_server.add_route(
+        "GET", "/c", {"items": [{"id": 2}], "meta": {"next": "def"}}, match={"after": "abc"}
+    )
+    replay_server.add_route(
+        "GET", "/c", {"items": [{"id": 3}], "meta": {"next": "abc"}}, match={"after": "def"}
+    )
+    with pytest.raises(PaginationError, match=r"page 3 .*cursor 'abc' .* already used: pagination loop"):
+        _walk(
+            replay_server,
+            "/c",
+            {"style": "cursor", "cursor_param": "after", "cursor_path": "meta.next"},
+            records_path="items",
+        )
+
+
+def test_link_header_follows_rel_next(replay_server):
+    pages = _walk(
+        replay_server,
+        "/repos/apache/airflow/issues",
+        {"style": "link_header"},
+        required=("id", "number", "title", "updated_at"),
+        params={"per_page": "100", "state": "all"},
+    )
+    assert len(pages) == 2
+    queries = _queries(replay_server, "/repos/apache/airflow/issues")
+    assert queries[1]["page"] == "2"
+    assert queries[1]["per_page"] == "100"
+
+
+def test_link_header_loop_is_detected(replay_server):
+    replay_server.add_route(
+        "GET", "/l", [{"id": 1}], headers={"Link": f'<{replay_server.url}/l?p=2>; rel="next"'}
+    )
+    replay_server.add_route(
+        "GET",
+        "/l",
+        [{"id": 2}],
+        match={"p": "2"},
+        headers={"Link": f'<{replay_server.url}/l?p=2>; rel="next"'},
+    )
+    with pytest.raises(PaginationError, match=r"page 2 .*rel=\"next\" link .*/l\?p=2 was already fetched"):
+        _walk(replay_server, "/l", {"style": "link_header"})
+
+
+def test_link_header_to_another_origin_is_refused(replay_server):
+    replay_server.add_route(
+        "GET", "/l", [{"id": 1}], headers={"Link": '<https://elsewhere.example/l?p=2>; rel="next"'}
+    )
+    with pytest.raises(PaginationError, match="another origin"):
+        _walk(replay_server, "/l", {"style": "link_header"})
+
+
+def test_relative_next_link_is_resolved(replay_server):
+    replay_server.add_route("GET", "/r", [{"id": 1}], headers={"Link": '</r?p=2>; rel="next"'})
+    replay_server.add_route("GET", "/r", [{"id": 2}], match={"p": "2"})
+    assert len(_walk(replay_server, "/r", {"style": "link_header"})) == 2
+
+
+def test_max_pages_limit(replay_server):
+    replay_server.add_synthetic("/many", pages=50, per_page=1, style="hackernews")
+    with pytest.raises(PaginationError, match="more than max_pages=5"):
+        _walk(
+            replay_server,
+            "/many",
+            {"style": "page_number", "start_page": 0, "total_pages_path": "nbPages"},
+            records_path="hits",
+            policy=POLICY.model_copy(update={"max_pages": 5}),
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("{truncated", r"src/ds: page 2 \(http://127\.0\.0\.1:\d+/v\?page=2\) is not valid JSON"),
+        ({"items": [{"id": 1}, {"name": "x"}]}, r"page 2 .*record 1 misses required field\(s\) \['id'\]"),
+        ({"items": [{"id": None}]}, r"page 2 .*record 0 misses required field\(s\) \['id'\]"),
+        ({"items": {"id": 1}}, r"page 2 .*records_path 'items' is a dict, expected a list"),
+        ({"other": []}, r"page 2 .*records_path 'items' not found"),
+        ({"items": [1]}, r"page 2 .*record 0 is a int, not an object"),
+    ],
+)
+def test_bad_page_is_reported_with_page_number_and_url(replay_server, body, match):
+    replay_server.add_route("GET", "/v", {"items": [{"id": 1}]}, match={"page": "1"})
+    replay_server.add_route("GET", "/v", body, match={"page": "2"})
+    with pytest.raises(PageValidationError, match=match):
+        _walk(replay_server, "/v", {"style": "page_number"}, records_path="items", required=("id",))
