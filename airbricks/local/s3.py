@@ -1,0 +1,117 @@
+"""A local S3 endpoint: moto's server mode on ``127.0.0.1`` and a free port, spoken to over real HTTP.
+
+boto3, ``S3Hook`` and anything else that accepts an ``endpoint_url`` talk to it exactly as they would to
+AWS, so the code under test is the code that runs in production. The server runs in a background thread
+of the calling process (``moto.server.ThreadedMotoServer``); other processes (Airflow task processes in
+``make demo``) reach it over the loopback interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import urllib.request
+from typing import Any
+
+#: Credentials moto accepts; deliberately not AWS-looking so no scanner takes them for real ones.
+LOCAL_ACCESS_KEY_ID = "testing"
+LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 (placeholder, moto accepts any)  # nosec B105
+LOCAL_REGION = "us-east-1"
+
+
+class S3Server:
+    """moto S3 server on the loopback interface.
+
+    :param host: interface to bind; loopback by default.
+    :param port: port to bind; 0 picks a free one.
+    :param quiet: silence the per-request access log werkzeug (moto's HTTP server) writes to stderr.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
+        self._host = host
+        self._port = port
+        self._quiet = quiet
+        self._server: Any = None
+
+    def start(self) -> S3Server:
+        if self._server is not None:
+            return self
+        # Imported here: moto is heavy and only needed when a server actually starts.
+        from moto.server import ThreadedMotoServer
+
+        if self._quiet:
+            # werkzeug logs one INFO line per request on its own logger; errors still show.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the S3 server is not started; call start() first")
+        return self._server.get_host_and_port()[1]
+
+    @property
+    def endpoint_url(self) -> str:
+        """e.g. ``http://127.0.0.1:40123``; pass it as ``endpoint_url`` to boto3 or the aws connection."""
+        return f"http://{self._host}:{self.port}"
+
+    def client(self) -> Any:
+        """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def create_bucket(self, name: str) -> str:
+        """Create ``name`` (no error if it already exists); returns the name."""
+        client = self.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=name)
+        return name
+
+    def reset(self) -> None:
+        """Forget every bucket and object (moto's ``POST /moto-api/reset``)."""
+        url = f"{self.endpoint_url}/moto-api/reset"
+        request = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - loopback http URL
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback http URL)  # nosec B310
+            response.read()
+
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` in ``bucket``, sorted."""
+        paginator = self.client().get_paginator("list_objects_v2")
+        keys = [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        return sorted(keys)
+
+    def airflow_connection(self) -> dict[str, Any]:
+        """The ``aws_default`` connection (Airflow JSON connection format) pointing at this server."""
+        return {
+            "conn_type": "aws",
+            "login": LOCAL_ACCESS_KEY_ID,
+            "password": LOCAL_SECRET_ACCESS_KEY,
+            "extra": {"endpoint_url": self.endpoint_url, "region_name": LOCAL_REGION},
+        }
