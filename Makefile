@@ -42,10 +42,78 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: demo
-demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary
-	$(PY) -m airbricks.local.demo
+demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
+	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
 
 # ---- Targets added by later components go below, one block each ---------------------------------
+
+# ---- Kubernetes on kind (scripts/kind.sh, docs/KUBERNETES.md) ------------------------------------
+.PHONY: kind-up kind-down ui deploy status logs kind-smoke image
+kind-up: ## Create the kind cluster (if absent), build+load the image, install Airflow; prints the UI login
+	@scripts/kind.sh up
+
+kind-down: ## Delete the kind cluster and everything in it
+	@scripts/kind.sh down
+
+ui: ## Port-forward the Airflow UI/API of the kind cluster to http://localhost:8080
+	@scripts/kind.sh ui
+
+deploy: ## Rebuild the image, load it into kind and helm-upgrade the release
+	@scripts/kind.sh deploy
+
+status: ## Show the Helm release, pods and jobs on the kind cluster
+	@scripts/kind.sh status
+
+logs: ## Tail the logs of the Airflow components on kind (COMPONENT=scheduler for one)
+	@scripts/kind.sh logs
+
+kind-smoke: ## Trigger the demo DAGs on kind through the REST API and wait for success
+	@scripts/kind.sh smoke
+
+image: ## Build the airbricks Airflow image (cicd/Dockerfile) with Docker
+	@scripts/kind.sh image
+
+# Observability (docs/OBSERVABILITY.md)
+.PHONY: dashboard observability
+dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observability/dashboard.py
+	$(PY) observability/dashboard.py
+
+observability: $(VENV_STAMP) ## Run the observability tests (mappings, rules via promtool, dashboard, notifications)
+	$(PY) -m pytest tests/observability $(PYTEST_ARGS)
+
+# Databricks workspace emulator (docs/EMULATOR.md)
+.PHONY: emulator emulator-test
+EMULATOR_PORT ?= 8765
+emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
+	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
+
+emulator-test: $(VENV_STAMP) ## Run the emulator's contract tests (databricks-sdk, Airflow provider, faults)
+	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
+
+# CI/CD (.github/workflows/, docs/CICD.md): the chart gate CI runs, runnable locally with the same command.
+CHART_ENVS ?= local prod
+CHART_KUBE_VERSION ?= 1.33
+.PHONY: chart-validate
+chart-validate: $(VENV_STAMP) ## helm dependency build, then lint + template each values layering and validate it against Kubernetes schemas (needs helm)
+	@command -v helm >/dev/null || { echo "chart-validate: helm not found; install Helm >= 3.19 (https://helm.sh/docs/intro/install/)" >&2; exit 127; }
+	helm repo add apache-airflow https://airflow.apache.org --force-update >/dev/null
+	helm dependency build chart
+	@rendered="$$(mktemp -d)"; trap 'rm -rf "$$rendered"' EXIT; \
+	for env in $(CHART_ENVS); do \
+	  layering="--values chart/values.yaml --values chart/values-$$env.yaml --set-string airflow.images.airflow.tag=chart-validate"; \
+	  echo "chart-validate: values.yaml + values-$$env.yaml"; \
+	  helm lint chart $$layering; \
+	  helm template airbricks chart --namespace airbricks --kube-version "$(CHART_KUBE_VERSION).0" $$layering >"$$rendered/$$env.yaml"; \
+	  $(VENV)/bin/kubernetes-validate --strict --quiet --kubernetes-version "$(CHART_KUBE_VERSION)" "$$rendered/$$env.yaml"; \
+	done
+
+# Databricks operators, bundle and processing DAGs (docs/DATABRICKS.md)
+.PHONY: databricks-test demo-databricks
+databricks-test: $(VENV_STAMP) ## Run the Databricks tests (PySpark transformations, operators and DAGs on the emulator)
+	$(PY) -m pytest tests/databricks $(PYTEST_ARGS)
+
+demo-databricks: $(VENV_STAMP) ## make demo plus the Databricks stage (emulator runs the bundle on the ingested partition)
+	$(PY) -m airbricks.local.demo --stage airbricks.databricks.demo:DatabricksStage
 
 .PHONY: clean
 clean: ## Remove local state (.demo, caches); keeps .venv
