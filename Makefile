@@ -90,14 +90,21 @@ emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks em
 emulator-test: $(VENV_STAMP) ## Run the emulator's contract tests (databricks-sdk, Airflow provider, faults)
 	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
 
+# Benchmarks (docs/PERFORMANCE.md)
+.PHONY: bench
+bench: $(VENV_STAMP) ## Run the benchmarks offline (<15 min): bench/results.json + docs/PERFORMANCE.md; fails on a missed target
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 # CI/CD (.github/workflows/, docs/CICD.md): the chart gate CI runs, runnable locally with the same command.
 CHART_ENVS ?= local prod
 CHART_KUBE_VERSION ?= 1.33
-.PHONY: chart-validate
-chart-validate: $(VENV_STAMP) ## helm dependency build, then lint + template each values layering and validate it against Kubernetes schemas (needs helm)
-	@command -v helm >/dev/null || { echo "chart-validate: helm not found; install Helm >= 3.19 (https://helm.sh/docs/intro/install/)" >&2; exit 127; }
+.PHONY: chart-deps chart-validate
+chart-deps: ## Fetch the official Airflow chart 1.22.0 into chart/charts/ as pinned by chart/Chart.lock (needs helm + network)
+	@command -v helm >/dev/null || { echo "chart-deps: helm not found; install Helm >= 3.19 (https://helm.sh/docs/intro/install/)" >&2; exit 127; }
 	helm repo add apache-airflow https://airflow.apache.org --force-update >/dev/null
 	helm dependency build chart
+
+chart-validate: $(VENV_STAMP) chart-deps ## Lint + template each values layering and validate it against Kubernetes schemas (needs helm)
 	@rendered="$$(mktemp -d)"; trap 'rm -rf "$$rendered"' EXIT; \
 	for env in $(CHART_ENVS); do \
 	  layering="--values chart/values.yaml --values chart/values-$$env.yaml --set-string airflow.images.airflow.tag=chart-validate"; \

@@ -2,29 +2,24 @@
 
 Values are layered the way `helm upgrade -f values.yaml -f values-<env>.yaml` layers them (maps merge, lists
 and scalars replace) on top of the official chart defaults, then validated against the official
-values.schema.json of chart 1.22.0. That schema and defaults live beside the clone, in
-``../shared/reference/airflow-chart-1.22.0/`` (CI checks it out there). The real chart archive is only
-needed by test_render.py.
+values.schema.json of chart 1.22.0 (found by ``reference_chart.official_chart_reference``). The real chart
+archive is only needed by test_render.py.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import pathlib
 import shutil
 from collections import Counter
 from typing import Any
 
-import pytest
 import yaml
+from reference_chart import official_chart_reference, packaged_chart
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "chart"
-REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "airflow-chart-1.22.0"
 AIRFLOW_CHART_ARCHIVE_NAME = "airflow-1.22.0.tgz"
-# Where `helm dependency build chart/` puts the official chart (AIRBRICKS_AIRFLOW_CHART_TGZ overrides).
-VENDORED_CHART = CHART_DIR / "charts" / AIRFLOW_CHART_ARCHIVE_NAME
 LAYERINGS: dict[str, tuple[str, ...]] = {
     "base": ("values.yaml",),
     "base+local": ("values.yaml", "values-local.yaml"),
@@ -66,25 +61,12 @@ def layered_values(layering: str, *extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def require_reference() -> pathlib.Path:
-    """The reference directory, or a loud failure (never a silent skip) naming what is missing."""
-    if not (REFERENCE_DIR / "values.schema.json").is_file():
-        pytest.fail(
-            f"Official chart schema not found at {REFERENCE_DIR}/values.schema.json. The chart tests "
-            "need the airflow-chart-1.22.0 reference (values.schema.json + values.yaml of the released "
-            "chart) checked out at ../shared/reference/ beside this clone.",
-            pytrace=False,
-        )
-    return REFERENCE_DIR
+    """The official chart's schema + defaults directory, or a loud failure (never a silent skip)."""
+    return official_chart_reference()
 
 
 def airflow_chart_archive() -> pathlib.Path | None:
-    override = os.environ.get("AIRBRICKS_AIRFLOW_CHART_TGZ")
-    if override:
-        path = pathlib.Path(override)
-        if not path.is_file():
-            pytest.fail(f"AIRBRICKS_AIRFLOW_CHART_TGZ={override} is not a file", pytrace=False)
-        return path
-    return VENDORED_CHART if VENDORED_CHART.is_file() else None
+    return packaged_chart()
 
 
 def prepare_chart(work_dir: pathlib.Path, archive: pathlib.Path) -> pathlib.Path:

@@ -31,9 +31,6 @@ pytestmark = pytest.mark.skipif(
     reason="official chart archive absent: run `helm dependency build chart/` (needs network) or set "
     "AIRBRICKS_AIRFLOW_CHART_TGZ=/path/to/airflow-1.22.0.tgz to render and validate every object",
 )
-# Containers whose resources another component owns: statsd is configured by the observability component
-# (airflow.statsd); drop this exclusion once that block sets its resources.
-OWNED_ELSEWHERE = {"statsd"}
 Objects = list[tuple[str, dict[str, Any]]]
 
 
@@ -163,8 +160,6 @@ def test_remote_logging_configured(rendered: tuple[str, Objects]) -> None:
 def test_every_container_is_locked_down(rendered: tuple[str, Objects]) -> None:
     _, objects = rendered
     for owner, pod in _pod_specs(objects):
-        if any(container["name"] in OWNED_ELSEWHERE for container in pod["containers"]):
-            continue
         pod_context = pod.get("securityContext") or {}
         for container in _containers(pod):
             context = {**pod_context, **(container.get("securityContext") or {})}
@@ -179,8 +174,6 @@ def test_every_container_has_requests_and_limits(rendered: tuple[str, Objects]) 
     _, objects = rendered
     for owner, pod in _pod_specs(objects):
         for container in _containers(pod):
-            if container["name"] in OWNED_ELSEWHERE:
-                continue
             resources = container.get("resources") or {}
             where = f"{owner}/{container['name']}"
             assert set(resources.get("requests", {})) >= {"cpu", "memory"}, where

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import jsonschema
-import pytest
 import yaml
 from exporter_model import PROMETHEUS_LABEL, PROMETHEUS_NAME, apply, glob_regex, matching_rules, parse_line
 from metric_catalog import (
@@ -17,7 +16,7 @@ from metric_catalog import (
     documented,
     emitted_by_source,
 )
-from obs_paths import REFERENCE_DIR
+from reference_chart import official_chart_reference
 
 from airbricks import metrics
 
@@ -60,18 +59,19 @@ def test_values_keep_the_statsd_exporter_on_and_airflow_tagging(chart_values: di
 
 
 def test_statsd_section_passes_the_official_chart_schema(chart_values: dict[str, Any]) -> None:
-    schema_path = REFERENCE_DIR / "values.schema.json"
-    if not schema_path.is_file():
-        pytest.fail(f"official chart schema missing at {schema_path} (shared/reference beside the clone)")
+    schema_path = official_chart_reference() / "values.schema.json"
     schema = json.loads(schema_path.read_text())
-    statsd_schema = schema["properties"]["statsd"]
+    # Validate only our two sections, but against sub-schemas that keep the root's $ref definitions.
+    definitions = {"definitions": schema["definitions"]}
     errors = [
         e.message
-        for e in jsonschema.Draft7Validator(statsd_schema).iter_errors(chart_values["airflow"]["statsd"])
+        for e in jsonschema.Draft7Validator({**schema["properties"]["statsd"], **definitions}).iter_errors(
+            chart_values["airflow"]["statsd"]
+        )
     ]
     assert errors == []
     config_errors = list(
-        jsonschema.Draft7Validator(schema["properties"]["config"]).iter_errors(
+        jsonschema.Draft7Validator({**schema["properties"]["config"], **definitions}).iter_errors(
             chart_values["airflow"]["config"]
         )
     )
