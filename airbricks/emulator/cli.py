@@ -1,0 +1,129 @@
+"""``airbricks-emulator``: run the local Databricks workspace emulator as a process.
+
+The token comes from ``--token``, else the ``AIRBRICKS_EMULATOR_TOKEN`` environment variable, else it is
+generated. It is never printed: a generated token is written to ``--token-file`` (default
+``<state-dir>/token``, mode 0600) for clients to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airbricks-emulator",
+        description="Run the local Databricks workspace emulator (docs/EMULATOR.md).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
+    parser.add_argument("--bundle", type=pathlib.Path, help="Asset Bundle directory (holding databricks.yml)")
+    parser.add_argument("--target", help="bundle target (default: the target with default: true)")
+    parser.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="bundle variable override"
+    )
+    parser.add_argument(
+        "--token", help="accepted bearer token (prefer AIRBRICKS_EMULATOR_TOKEN: argv is visible in ps)"
+    )
+    parser.add_argument("--token-file", type=pathlib.Path, help="where a generated token is written (0600)")
+    parser.add_argument(
+        "--state-dir", type=pathlib.Path, help="workspace root: Volumes, DBFS, run logs (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--s3-endpoint-url", help="S3 endpoint for s3:// parameter mirroring (see docs/EMULATOR.md)"
+    )
+    parser.add_argument(
+        "--storage-dir", type=pathlib.Path, help="root of the local S3 mirrors (default <state-dir>/storage)"
+    )
+    parser.add_argument(
+        "--cluster-start-seconds", type=float, default=1.0, help="PENDING time of clusters (default 1.0)"
+    )
+    parser.add_argument(
+        "--spark-driver-memory", default="512m", help="driver memory of task Spark sessions (default 512m)"
+    )
+    parser.add_argument("--public-url", help="URL clients use to reach the emulator (for run_page_url)")
+    parser.add_argument(
+        "--max-retry-interval-seconds",
+        type=float,
+        help="cap on tasks' min_retry_interval_millis (default: honour the bundle's value)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    variables = {}
+    for item in args.var:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"airbricks-emulator: --var must be NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        variables[name] = value
+    if args.bundle is not None and not (args.bundle / "databricks.yml").is_file():
+        print(f"airbricks-emulator: no databricks.yml in --bundle {args.bundle}", file=sys.stderr)
+        return 2
+    state_dir = args.state_dir or pathlib.Path(tempfile.mkdtemp(prefix="airbricks-emulator-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = args.token or os.environ.get("AIRBRICKS_EMULATOR_TOKEN")
+    token_note = "token from --token/AIRBRICKS_EMULATOR_TOKEN"  # noqa: S105 - a message, not a secret
+    if not token:
+        token = secrets.token_urlsafe(24)
+        token_file = args.token_file or state_dir / "token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)
+        token_note = f"generated token written to {token_file}"
+
+    from airbricks.emulator.bundle import BundleError
+    from airbricks.emulator.server import EmulatorServer
+
+    try:
+        server = EmulatorServer(
+            state_dir=state_dir,
+            host=args.host,
+            port=args.port,
+            token=token,
+            bundle_dir=args.bundle,
+            target=args.target,
+            variables=variables,
+            s3_endpoint_url=args.s3_endpoint_url,
+            storage_dir=args.storage_dir,
+            cluster_start_seconds=args.cluster_start_seconds,
+            spark_driver_memory=args.spark_driver_memory,
+            retry_interval_cap=args.max_retry_interval_seconds,
+        ).start()
+    except BundleError as exc:
+        print(f"airbricks-emulator: bad bundle: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. the port is taken
+        print(f"airbricks-emulator: {exc}", file=sys.stderr)
+        return 1
+    if args.public_url:
+        server.workspace.jobs.base_url = args.public_url.rstrip("/")
+    jobs = server.workspace.bundle_job_ids
+    print(f"Databricks emulator listening on {server.url} (state: {state_dir}; {token_note})", flush=True)
+    if jobs:
+        names = {k: server.workspace.jobs.jobs[v]["settings"]["name"] for k, v in jobs.items()}
+        print(
+            "bundle jobs: " + ", ".join(f"{k} -> {names[k]!r} (job_id {v})" for k, v in jobs.items()),
+            flush=True,
+        )
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
