@@ -1,0 +1,179 @@
+"""The Databricks stage of ``make demo``: emulator + bundle, processing DAG on the ingested partition.
+
+It is the last of ``make demo``'s stages (``airbricks.local.demo.STAGE_FACTORIES``) and needs the
+local-services and ingestion stages before it (S3 server, raw partitions, asset events).
+
+* ``start``: the Databricks emulator with the repo's bundle (``databricks/``), ``s3://`` parameters mirrored
+  from/to the demo's S3 server, the lake bucket, and ``AIRFLOW_CONN_DATABRICKS_DEFAULT`` for Airflow.
+* ``dags``: ``databricks_hackernews_stories``, unpaused before ingestion runs so that the scheduler queues
+  a run for it when ingestion writes the Hacker News asset event (the production path, not a manual trigger).
+* ``run``: wait for that asset-triggered run and its end (bronze -> silver -> gold with PySpark).
+* ``summary``: the gold result (the job's ``dbutils.notebook.exit`` value) and the lake objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from airbricks.databricks.processing import DATASETS, LAKE_ROOT_ENV
+
+LAKE_BUCKET = "airbricks-lake"
+DEMO_DATASET = DATASETS[0]  # hackernews/stories: the replay fixtures hold a full day of it
+
+
+def _say(message: str) -> None:
+    print(f"[databricks] {message}", flush=True)
+
+
+class DatabricksStage:
+    """See the module docstring. Duck-typed like ``airbricks.local.demo.Stage``."""
+
+    name = "databricks"
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.run_id: str | None = None
+        self.gold: Any = None
+        self.state: str = "not run"
+
+    def start(self, ctx: Any) -> None:
+        from airbricks.emulator.server import EmulatorServer
+        from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
+        s3 = ctx.services.get("s3")
+        if s3 is None:
+            raise RuntimeError("the Databricks stage needs the local S3 server stage before it")
+        s3.create_bucket(LAKE_BUCKET)
+        # The emulator mirrors s3:// job parameters with boto3 from this process: local placeholder keys.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        state_dir = Path(ctx.demo_dir) / "databricks-emulator"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.server = EmulatorServer(
+            state_dir=state_dir,
+            token=secrets.token_urlsafe(24),
+            bundle_dir=Path(ctx.repo_root) / "databricks",
+            s3_endpoint_url=s3.endpoint_url,
+        ).start()
+        ctx.services["databricks"] = self.server
+        connection = {
+            "conn_type": "databricks",
+            "host": self.server.host,
+            "schema": "http",
+            "port": self.server.port,
+            "password": self.server.token,
+        }
+        ctx.env["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = json.dumps(connection)
+        ctx.env[LAKE_ROOT_ENV] = f"s3://{LAKE_BUCKET}"
+        jobs = sorted(self.server.workspace.bundle_job_ids)
+        _say(f"emulator on {self.server.url} with bundle jobs {jobs}; lake s3://{LAKE_BUCKET}")
+
+    def dags(self, ctx: Any) -> list[str]:
+        return [DEMO_DATASET.dag_id]
+
+    def _latest_event(self, ctx: Any) -> dict[str, Any] | None:
+        uri_suffix = f"/raw/{DEMO_DATASET.source}/{DEMO_DATASET.dataset}"
+        events = ctx.require_api().get("/assets/events", limit=100, order_by="-timestamp")
+        for event in events.get("asset_events", []):
+            if str(event.get("uri", "")).endswith(uri_suffix) and (event.get("extra") or {}).get("partition"):
+                return event
+        return None
+
+    def run(self, ctx: Any) -> None:
+        """Wait for the run the scheduler creates from ingestion's asset event, then for its end."""
+        import time
+
+        from airbricks.local.demo import DagRunResult
+
+        event = self._latest_event(ctx)
+        if event is None:
+            self.state = "skipped: no asset event of the ingestion stage"
+            _say(self.state)
+            return
+        api = ctx.require_api()
+        dag_id = DEMO_DATASET.dag_id
+        _say(f"asset event for {event['extra']['partition']}: waiting for the scheduler to run {dag_id}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = api.get(f"/dags/{dag_id}/dagRuns", limit=10).get("dag_runs", [])
+            triggered = [run for run in runs if run.get("run_type") == "asset_triggered"]
+            if triggered:
+                self.run_id = triggered[0]["dag_run_id"]
+                break
+            time.sleep(2)
+        else:
+            self.state = "no asset-triggered run appeared within 120 s"
+            _say(f"{dag_id}: {self.state}")
+            return
+        _say(f"{dag_id}: asset-triggered run {self.run_id}")
+        ctx.runs[dag_id] = DagRunResult(dag_id, self.run_id)
+        self._wait(ctx, dag_id)
+
+    def _wait(self, ctx: Any, dag_id: str) -> None:
+        import time
+
+        api = ctx.require_api()
+        result = ctx.runs[dag_id]
+        deadline = time.monotonic() + max(float(ctx.run_timeout), 900.0)
+        while time.monotonic() < deadline:
+            run = api.get(f"/dags/{dag_id}/dagRuns/{self.run_id}")
+            if run["state"] in ("success", "failed"):
+                result.state = self.state = run["state"]
+                result.seconds = time.monotonic() - result.started
+                tis = api.get(f"/dags/{dag_id}/dagRuns/{self.run_id}/taskInstances")
+                result.tasks = tis.get("task_instances", [])
+                _say(f"{dag_id}: run {run['state']} after {result.seconds:.0f}s")
+                break
+            time.sleep(3)
+        else:
+            self.state = "timed out"
+            _say(f"{dag_id}: run did not finish in time")
+            return
+        if self.state == "success":
+            entry = api.get(
+                f"/dags/{dag_id}/dagRuns/{self.run_id}/taskInstances/get_gold_result/xcomEntries/return_value",
+                map_index=0,
+                deserialize="true",
+            )
+            self.gold = entry.get("value")
+
+    def verify(self, ctx: Any) -> list[str]:
+        if self.state != "success":
+            return [f"{DEMO_DATASET.dag_id}: {self.state}"]
+        if not isinstance(self.gold, (dict, str)) or not self.gold:
+            return [f"{DEMO_DATASET.dag_id}: no gold result in XCom"]
+        return []
+
+    def summary(self, ctx: Any) -> list[str]:
+        lines = [f"{DEMO_DATASET.dag_id}: {self.state}"]
+        gold = self.gold
+        if isinstance(gold, str):
+            with contextlib.suppress(ValueError):
+                gold = json.loads(gold)
+        if isinstance(gold, dict):
+            summary = gold.get("summary", {})
+            lines.append(
+                f"gold {gold.get('dataset')} dt={gold.get('dt')}: {summary.get('stories')} stories by "
+                f"{summary.get('authors')} authors, {summary.get('total_points')} points"
+            )
+            for author in summary.get("top_authors", [])[:3]:
+                lines.append(
+                    f"  top author {author['author']}: {author['stories']} stories, "
+                    f"{author['total_points']} points"
+                )
+        s3 = ctx.services.get("s3")
+        if s3 is not None:
+            keys = [k for k in s3.list_keys(LAKE_BUCKET, "") if k.endswith(".parquet")]
+            lines.append(f"lake: {len(keys)} parquet file(s) in s3://{LAKE_BUCKET}/")
+        return lines
+
+    def stop(self, ctx: Any) -> None:
+        server = ctx.services.pop("databricks", None)
+        if server is not None:
+            server.stop()

@@ -1,0 +1,255 @@
+"""Processing DAGs: when a raw partition lands (ingestion asset event), run the dataset's Databricks job.
+
+One DAG per dataset, ``databricks_<source>_<dataset>``, scheduled on the ingestion asset
+``s3://<bucket>/raw/<source>/<dataset>``::
+
+    raw_partitions  ->  run_medallion_job (run-now by job NAME, deferrable, one per event)
+                    ->  get_gold_result (dbutils.notebook.exit of the job's "gold" task)
+                    ->  notify
+
+Each asset event becomes one Databricks run (dynamic task mapping), so two partitions that landed before
+the DAG got to run are both processed, each with its own idempotency token.
+
+Environment (read when the DAG file is parsed, like ``AIRBRICKS_RAW_BUCKET``):
+
+``AIRBRICKS_RAW_BUCKET``                  raw-zone bucket (``airbricks-raw``)
+``AIRBRICKS_LAKE_ROOT``                   root of bronze/silver/gold outputs (``s3://airbricks-lake``)
+``AIRBRICKS_DATABRICKS_CONN_ID``          Airflow connection of the workspace (``databricks_default``)
+``AIRBRICKS_DATABRICKS_JOB_NAME_PREFIX``  prefix of the bundle's job names, e.g. ``"[dev alice] "`` for a
+                                          personal dev deployment (empty in prod)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LAKE_ROOT_ENV = "AIRBRICKS_LAKE_ROOT"
+DEFAULT_LAKE_ROOT = "s3://airbricks-lake"
+CONN_ID_ENV = "AIRBRICKS_DATABRICKS_CONN_ID"
+JOB_NAME_PREFIX_ENV = "AIRBRICKS_DATABRICKS_JOB_NAME_PREFIX"
+GOLD_TASK_KEY = "gold"
+_PARTITION_RE = re.compile(r"^s3://[^/]+/.+/dt=\d{4}-\d{2}-\d{2}/?$")
+
+
+@dataclass(frozen=True)
+class ProcessedDataset:
+    """A raw dataset and the bundle job (``databricks/resources/<source>.job.yml``) that processes it."""
+
+    source: str
+    dataset: str
+    job_name: str
+
+    @property
+    def dag_id(self) -> str:
+        return f"databricks_{self.source}_{self.dataset}"
+
+
+DATASETS = (
+    ProcessedDataset("hackernews", "stories", "airbricks_hackernews"),
+    ProcessedDataset("github", "issues", "airbricks_github"),
+)
+
+
+# How long after its data interval ends a partition must be in gold (deadline alert + latency SLA metric).
+FRESHNESS_SLA = timedelta(hours=6)
+
+
+def lake_root() -> str:
+    """``$AIRBRICKS_LAKE_ROOT`` or ``s3://airbricks-lake``, without a trailing slash."""
+    return (os.environ.get(LAKE_ROOT_ENV, "").strip() or DEFAULT_LAKE_ROOT).rstrip("/")
+
+
+def databricks_conn_id() -> str:
+    return os.environ.get(CONN_ID_ENV, "").strip() or "databricks_default"
+
+
+def job_name(base: str) -> str:
+    """The deployed job name: the bundle's name with the deployment's prefix (dev mode adds one)."""
+    return os.environ.get(JOB_NAME_PREFIX_ENV, "") + base
+
+
+def job_parameters_from_events(
+    events: Any, asset_uri: str, params: dict[str, Any], output_root: str
+) -> list[dict[str, str]]:
+    """One ``job_parameters`` dict per raw partition to process, oldest first.
+
+    From the triggering asset events of ``asset_uri``; for a manual run without events, from the DAG
+    params ``partition_path`` / ``interval_start`` / ``interval_end``. Fails, naming what is missing, when
+    there is nothing to process or an event carries no usable partition.
+    """
+    found: list[dict[str, str]] = []
+    asset_events = []
+    if events:
+        for asset in events:
+            if getattr(asset, "uri", None) == asset_uri:
+                asset_events.extend(events[asset])
+    for event in asset_events:
+        extra = dict(getattr(event, "extra", None) or {})
+        partition = str(extra.get("partition") or "")
+        if not _PARTITION_RE.match(partition):
+            raise ValueError(
+                f"asset event of {asset_uri} (timestamp {getattr(event, 'timestamp', '?')}) has no valid "
+                f"'partition' in its extra (got {partition!r}); expected s3://<bucket>/.../dt=YYYY-MM-DD/"
+            )
+        found.append(
+            {
+                "partition_path": partition if partition.endswith("/") else partition + "/",
+                "interval_start": str(extra.get("interval_start") or ""),
+                "interval_end": str(extra.get("interval_end") or ""),
+                "output_root": output_root,
+            }
+        )
+    if not found and params.get("partition_path"):
+        partition = str(params["partition_path"])
+        if not _PARTITION_RE.match(partition):
+            raise ValueError(f"param partition_path {partition!r} is not s3://<bucket>/.../dt=YYYY-MM-DD/")
+        found.append(
+            {
+                "partition_path": partition if partition.endswith("/") else partition + "/",
+                "interval_start": str(params.get("interval_start") or ""),
+                "interval_end": str(params.get("interval_end") or ""),
+                "output_root": output_root,
+            }
+        )
+    if not found:
+        raise ValueError(
+            f"nothing to process: no asset event of {asset_uri} triggered this run and no partition_path "
+            "param was given (trigger with conf {'partition_path': 's3://.../dt=YYYY-MM-DD/'})"
+        )
+    # The same partition re-published twice is processed once (the job overwrites its outputs anyway).
+    unique = {p["partition_path"]: p for p in found}
+    return sorted(unique.values(), key=lambda p: p["partition_path"])
+
+
+def record_pipeline_latencies(pipeline: str, processed: list[dict[str, str]]) -> None:
+    """Emit the end-to-end latency of each processed partition: its data interval end → gold ready now."""
+    from datetime import datetime
+
+    from airbricks import metrics
+
+    now = datetime.now(UTC)
+    for params in processed:
+        interval_end = params.get("interval_end")
+        if not interval_end:
+            continue
+        try:
+            end = datetime.fromisoformat(interval_end)
+        except ValueError:
+            log.warning(
+                "cannot record latency of %s: interval_end %r is not ISO 8601", pipeline, interval_end
+            )
+            continue
+        metrics.record_pipeline_latency(pipeline, now - end, sla=FRESHNESS_SLA)
+
+
+def notify_gold_results(dataset: str, results: list[Any]) -> list[str]:
+    """Hook point for "gold result ready" notifications: logs one line per processed partition.
+
+    ``airbricks.callbacks.on_gold_result(dataset, result)`` is called too when it exists, so a notifier can
+    be added there without touching the DAGs. Returns the logged lines.
+    """
+    lines = []
+    for result in results:
+        summary = (result or {}).get("summary", {}) if isinstance(result, dict) else {}
+        line = f"gold ready: dataset={dataset} dt={(result or {}).get('dt', '?')} summary={summary}"
+        log.info("%s", line)
+        lines.append(line)
+        try:
+            from airbricks import callbacks
+
+            hook = getattr(callbacks, "on_gold_result", None)
+            if callable(hook):
+                hook(dataset, result)
+        except Exception:  # a notifier must never fail the pipeline
+            log.exception("on_gold_result notification failed for %s", dataset)
+    return lines
+
+
+def build_processing_dag(spec: ProcessedDataset) -> Any:
+    """The processing DAG of one dataset (see the module docstring)."""
+    from airflow.sdk import DAG, Param, task
+
+    from airbricks.callbacks import on_task_failure
+    from airbricks.databricks.operators import AirbricksDatabricksRunNowOperator, DatabricksRunResultOperator
+    from airbricks.ingestion.assets import raw_asset
+    from airbricks.ingestion.config import raw_bucket
+    from airbricks.notifications import (
+        freshness_deadline,
+        notify_dag_failure,
+        notify_dag_recovery,
+        notify_task_recovery,
+    )
+
+    asset = raw_asset(raw_bucket(), spec.source, spec.dataset)
+    output_root = f"{lake_root()}/{spec.source}/{spec.dataset}/"
+    conn_id = databricks_conn_id()
+
+    with DAG(
+        dag_id=spec.dag_id,
+        description=f"Run the Databricks job {spec.job_name} on each new raw partition of {asset.uri}",
+        schedule=[asset],
+        start_date=None,
+        catchup=False,
+        max_active_runs=4,
+        tags=["databricks", "processing", spec.source],
+        default_args={
+            "owner": "data-platform",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=2),
+            "retry_exponential_backoff": True,
+            "on_failure_callback": on_task_failure,
+            "on_success_callback": notify_task_recovery,
+        },
+        on_failure_callback=notify_dag_failure,
+        on_success_callback=notify_dag_recovery,
+        # Data freshness: alert when a run has not delivered gold FRESHNESS_SLA after it was queued.
+        deadline=freshness_deadline(hours=FRESHNESS_SLA.total_seconds() / 3600),
+        params={
+            "partition_path": Param(
+                "",
+                type="string",
+                description="Manual runs only: raw partition s3://.../dt=YYYY-MM-DD/ to process",
+            ),
+            "interval_start": Param("", type="string", description="Manual runs only: ISO interval start"),
+            "interval_end": Param("", type="string", description="Manual runs only: ISO interval end"),
+        },
+        doc_md=__doc__,
+    ) as dag:
+
+        @task
+        def raw_partitions(**context: Any) -> list[dict[str, str]]:
+            """The job parameters of every raw partition this run must process."""
+            return job_parameters_from_events(
+                context.get("triggering_asset_events"), asset.uri, dict(context["params"]), output_root
+            )
+
+        run = AirbricksDatabricksRunNowOperator.partial(
+            task_id="run_medallion_job",
+            job_name=job_name(spec.job_name),
+            databricks_conn_id=conn_id,
+            deferrable=True,
+            polling_period_seconds=15,
+            forward_dag_params=False,
+            execution_timeout=timedelta(hours=2),
+        ).expand(job_parameters=(partitions := raw_partitions()))
+
+        gold = DatabricksRunResultOperator.partial(
+            task_id="get_gold_result",
+            task_key=GOLD_TASK_KEY,
+            databricks_conn_id=conn_id,
+        ).expand(run_id=run.output)
+
+        @task
+        def notify(results: list[Any], processed: list[dict[str, str]], **context: Any) -> list[str]:
+            record_pipeline_latencies(context["dag"].dag_id, processed)
+            return notify_gold_results(f"{spec.source}/{spec.dataset}", list(results))
+
+        notify(gold.output, partitions)
+    return dag

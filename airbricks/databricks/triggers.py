@@ -1,0 +1,108 @@
+"""Triggers (run in the triggerer's event loop) for the airbricks Databricks operators and sensors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airbricks.databricks.hooks import AirbricksDatabricksHook
+
+
+class DatabricksFileTrigger(BaseTrigger):
+    """Wait until a Unity Catalog Volume file/directory or DBFS path exists.
+
+    Not found (404) keeps waiting; any other error ends the wait with an ``error`` event, so a wrong
+    token or a missing permission fails the task instead of waiting until the timeout.
+
+    :param path: ``/Volumes/<catalog>/<schema>/<volume>/...`` or ``dbfs:/...``.
+    :param databricks_conn_id: Airflow connection of the workspace.
+    :param poke_interval: seconds between two checks.
+    :param timeout: seconds after which the wait gives up (``None``: the task's own timeout applies).
+    :param retry_limit: attempts per HTTP call on transient errors (5xx, 429 with Retry-After).
+    :param retry_delay: base back-off in seconds between those attempts.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        databricks_conn_id: str = "databricks_default",
+        poke_interval: float = 30.0,
+        timeout: float | None = None,
+        retry_limit: int = 3,
+        retry_delay: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.databricks_conn_id = databricks_conn_id
+        self.poke_interval = poke_interval
+        self.timeout = timeout
+        self.retry_limit = retry_limit
+        self.retry_delay = retry_delay
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "path": self.path,
+                "databricks_conn_id": self.databricks_conn_id,
+                "poke_interval": self.poke_interval,
+                "timeout": self.timeout,
+                "retry_limit": self.retry_limit,
+                "retry_delay": self.retry_delay,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = AirbricksDatabricksHook(
+            self.databricks_conn_id,
+            retry_limit=self.retry_limit,
+            retry_delay=self.retry_delay,
+            caller=type(self).__name__,
+        )
+        deadline = time.monotonic() + self.timeout if self.timeout is not None else None
+        while True:
+            try:
+                found = await hook.a_file_exists(self.path)
+            except Exception as err:
+                yield TriggerEvent({"status": "error", "path": self.path, "message": str(err)})
+                return
+            if found:
+                yield TriggerEvent({"status": "success", "path": self.path})
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                yield TriggerEvent(
+                    {
+                        "status": "timeout",
+                        "path": self.path,
+                        "message": f"{self.path} did not appear within {self.timeout} s",
+                    }
+                )
+                return
+            self.log.info("%s not found yet; checking again in %s s", self.path, self.poke_interval)
+            await asyncio.sleep(self.poke_interval)
+
+
+class AirbricksDatabricksExecutionTrigger(DatabricksExecutionTrigger):
+    """The provider's run-monitoring trigger, polling through :class:`AirbricksDatabricksHook`.
+
+    Identical events and arguments; only the hook differs, so polling a run honours ``Retry-After``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hook = AirbricksDatabricksHook(
+            self.databricks_conn_id,
+            retry_limit=self.retry_limit,
+            retry_delay=self.retry_delay,
+            retry_args=self.retry_args,
+            caller=self.caller,
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, kwargs = super().serialize()
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs

@@ -1,0 +1,110 @@
+"""Example Airflow DAG: the all-purpose cluster pattern, managed entirely from Airflow.
+
+    wait_for_ready_file (deferrable sensor on a Volume file)
+      -> create_cluster (setup: create, wait RUNNING, push cluster_id)
+      -> bronze -> silver -> gold (runs/submit on that cluster, one small run each)
+      -> get_gold_result (dbutils.notebook.exit value of the gold run)
+      -> delete_cluster (teardown: terminate + permanent-delete, runs whatever happened above)
+
+Prefer one shared *job* cluster (see databricks_workflow_example and the bundle jobs) for scheduled
+pipelines: it is cheaper and dies with the run. This pattern fits interactive-style work that needs one
+warm cluster for several short runs. Trigger it by hand with conf ``partition_path`` (and optionally
+``ready_file``, ``output_root``, ``fail_layer``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, chain
+
+from airbricks.callbacks import on_task_failure
+from airbricks.databricks.operators import (
+    AirbricksDatabricksSubmitRunOperator,
+    DatabricksCreateClusterOperator,
+    DatabricksDeleteClusterOperator,
+    DatabricksRunResultOperator,
+)
+from airbricks.databricks.sensors import DatabricksFileSensor
+
+# Workspace path of the bundle's notebook (prod deployment; no extension, as Databricks stores notebooks).
+NOTEBOOK = os.environ.get(
+    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
+)
+CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
+CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
+
+with DAG(
+    dag_id="databricks_cluster_example",
+    description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",
+    schedule=None,
+    catchup=False,
+    tags=["databricks", "example"],
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": on_task_failure,
+    },
+    params={
+        "ready_file": Param("/Volumes/main/airbricks/landing/hackernews/_READY", type="string"),
+        "partition_path": Param("s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/", type="string"),
+        "output_root": Param("s3://airbricks-lake/hackernews/stories/", type="string"),
+        "fail_layer": Param("", type="string", description="Test hook: make this layer's notebook fail"),
+    },
+    doc_md=__doc__,
+) as dag:
+    wait = DatabricksFileSensor(
+        task_id="wait_for_ready_file",
+        path="{{ params.ready_file }}",
+        databricks_conn_id=CONN_ID,
+        deferrable=True,
+        poke_interval=5,
+        timeout=timedelta(hours=1),
+    )
+    create = DatabricksCreateClusterOperator(
+        task_id="create_cluster",
+        databricks_conn_id=CONN_ID,
+        cluster_spec={
+            "spark_version": "17.3.x-scala2.13",
+            "node_type_id": "m6gd.large",
+            "num_workers": 1,
+            "data_security_mode": "SINGLE_USER",
+        },
+        cluster_name="airbricks-{{ dag.dag_id }}",
+        autotermination_minutes=30,
+        polling_period_seconds=2,
+    )
+    layers = [
+        AirbricksDatabricksSubmitRunOperator(
+            task_id=layer,
+            databricks_conn_id=CONN_ID,
+            run_name=f"airbricks {layer} on the all-purpose cluster",
+            existing_cluster_id=CLUSTER_ID,
+            notebook_task={
+                "notebook_path": NOTEBOOK,
+                "base_parameters": {
+                    "dataset": "hackernews_stories",
+                    "layer": layer,
+                    "partition_path": "{{ params.partition_path }}",
+                    "output_root": "{{ params.output_root }}",
+                    "fail_layer": "{{ params.fail_layer }}",
+                },
+            },
+            polling_period_seconds=2,
+        )
+        for layer in ("bronze", "silver", "gold")
+    ]
+    result = DatabricksRunResultOperator(
+        task_id="get_gold_result",
+        databricks_conn_id=CONN_ID,
+        run_id="{{ ti.xcom_pull(task_ids='gold', key='run_id') }}",
+    )
+    delete = DatabricksDeleteClusterOperator(
+        task_id="delete_cluster",
+        databricks_conn_id=CONN_ID,
+        cluster_id=CLUSTER_ID,
+        setup_task_id="create_cluster",
+    )
+    chain(wait, create, *layers, result, delete.as_teardown(setups=create))

@@ -1,0 +1,82 @@
+"""Example Airflow DAG: a multi-task Databricks workflow on ONE shared job cluster (cost-efficient default).
+
+``DatabricksWorkflowTaskGroup`` turns the notebook tasks inside it into one Databricks job (created or
+reset as ``<dag_id>.<group_id>``) with a single ``job_clusters`` entry: the cluster starts once, runs
+bronze -> silver -> gold, and terminates with the run, while Airflow still shows (and can retry) each task.
+For pipelines deployed as bundle jobs, ``databricks_processing`` (run-now by job name) is the same idea.
+Trigger it by hand with conf ``partition_path`` / ``output_root``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
+from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
+from airflow.sdk import DAG, Param, chain
+
+from airbricks.callbacks import on_task_failure
+
+NOTEBOOK = os.environ.get(
+    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
+)
+CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
+JOB_CLUSTER = {
+    "job_cluster_key": "medallion",
+    "new_cluster": {
+        "spark_version": "17.3.x-scala2.13",
+        "node_type_id": "m6gd.large",
+        "num_workers": 1,
+        "data_security_mode": "SINGLE_USER",
+    },
+}
+
+with (
+    DAG(
+        dag_id="databricks_workflow_example",
+        description="bronze -> silver -> gold as one Databricks workflow on one shared job cluster",
+        schedule=None,
+        catchup=False,
+        tags=["databricks", "example"],
+        default_args={
+            "owner": "data-platform",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "on_failure_callback": on_task_failure,
+        },
+        params={
+            "partition_path": Param(
+                "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/", type="string"
+            ),
+            "output_root": Param("s3://airbricks-lake/hackernews/stories/", type="string"),
+        },
+        doc_md=__doc__,
+    ) as dag,
+    DatabricksWorkflowTaskGroup(
+        group_id="medallion",
+        databricks_conn_id=CONN_ID,
+        job_clusters=[JOB_CLUSTER],
+        # Per-run values as job parameters: extra_job_params is rendered by the launch task and merged
+        # into the job it creates/resets, and Databricks hands job parameters to every notebook task.
+        extra_job_params={
+            "parameters": [
+                {"name": "partition_path", "default": "{{ params.partition_path }}"},
+                {"name": "output_root", "default": "{{ params.output_root }}"},
+            ]
+        },
+    ) as workflow,
+):
+    layers = [
+        DatabricksNotebookOperator(
+            task_id=layer,
+            databricks_conn_id=CONN_ID,
+            notebook_path=NOTEBOOK,
+            source="WORKSPACE",
+            job_cluster_key="medallion",
+            notebook_params={"layer": layer},
+            polling_period_seconds=2,
+        )
+        for layer in ("bronze", "silver", "gold")
+    ]
+    chain(*layers)
