@@ -47,6 +47,16 @@ demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and pri
 
 # ---- Targets added by later components go below, one block each ---------------------------------
 
+# ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
+.PHONY: reliability
+RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
+reliability: $(VENV_STAMP) ## Inject every fault (API, S3, Databricks), print one line each + the summary; fails on any loss/leak
+	@rm -f $(RELIABILITY_REPORT)
+	@status=0; \
+	AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
+	exit $$status
+
 # ---- Kubernetes on kind (scripts/kind.sh, docs/KUBERNETES.md) ------------------------------------
 .PHONY: kind-up kind-down ui deploy status logs kind-smoke image
 kind-up: ## Create the kind cluster (if absent), build+load the image, install Airflow; prints the UI login
@@ -115,12 +125,9 @@ chart-validate: $(VENV_STAMP) chart-deps ## Lint + template each values layering
 	done
 
 # Databricks operators, bundle and processing DAGs (docs/DATABRICKS.md)
-.PHONY: databricks-test demo-databricks
+.PHONY: databricks-test
 databricks-test: $(VENV_STAMP) ## Run the Databricks tests (PySpark transformations, operators and DAGs on the emulator)
 	$(PY) -m pytest tests/databricks $(PYTEST_ARGS)
-
-demo-databricks: $(VENV_STAMP) ## make demo plus the Databricks stage (emulator runs the bundle on the ingested partition)
-	$(PY) -m airbricks.local.demo --stage airbricks.databricks.demo:DatabricksStage
 
 .PHONY: clean
 clean: ## Remove local state (.demo, caches); keeps .venv

@@ -189,8 +189,9 @@ class SourceConfig(_Model):
 
     @model_validator(mode="after")
     def _dates(self) -> SourceConfig:
-        if self.end_date is not None and self.end_date <= self.start_date:
-            raise ValueError(f"end_date {self.end_date} must be after start_date {self.start_date}")
+        # end_date == start_date is one interval (the one starting that day): a bounded backfill window.
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} must not be before start_date {self.start_date}")
         return self
 
     @property

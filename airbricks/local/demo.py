@@ -11,12 +11,15 @@ and on failure):
    created for this run and never fixed in code.
 3. Real ``airflow standalone`` (scheduler, triggerer, dag-processor, api-server) in its own process group.
 4. Through the Airflow REST API (v2, JWT from the generated password): wait for the DAGs to be parsed,
-   unpause them, trigger one run each for the interval 2026-11-19 -> 2026-11-20, wait for the runs.
+   unpause them; the scheduler runs each ingestion DAG once, for the interval 2026-11-19 -> 2026-11-20
+   (the schedule is bounded to it), and the asset events those runs write trigger the processing DAG.
 5. Verify and summarise: run states, objects and records written (read back from S3 and the manifests),
    asset events (``/api/v2/assets/events``), retries seen, the UI URL and where the logs are.
 
-The scheduler does not create scheduled runs here (``[scheduler] use_job_schedule = False``): the demo
-runs exactly the interval it triggers, whatever today's date is.
+The scheduler creates every run, as in production: the ingestion schedule is bounded to the demo
+interval (``AIRBRICKS_INGEST_OVERRIDES`` sets start_date = end_date = 2026-11-19, catchup on), so each
+ingestion DAG runs exactly once whatever today's date is, and the asset events make the scheduler run the
+processing DAG.
 
 Extension hook: the demo is a list of :class:`Stage` objects (``STAGE_FACTORIES``). A stage may start
 services before Airflow starts, name the DAGs it wants triggered (in stage order, each stage's runs
@@ -173,31 +176,38 @@ class DemoContext:
         return self.api
 
     def trigger_and_wait(self, dag_ids: list[str]) -> list[DagRunResult]:
-        """Unpause and trigger each DAG for the demo interval, then wait until every run has finished."""
+        """Wait for the scheduler's run of each (unpaused) DAG for the demo interval, then for its end.
+
+        The runs are created by the scheduler, not by the demo: the ingestion schedule is bounded to the demo
+        interval (``AIRBRICKS_INGEST_OVERRIDES``), so unpausing a DAG makes exactly that one run due.
+        """
         api = self.require_api()
         results = []
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        wanted_start = self.interval_start
+        deadline = time.monotonic() + self.run_timeout
         for dag_id in dag_ids:
             api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-            run_id = f"demo__{self.interval_start:%Y-%m-%d}__{stamp}"
-            api.call(
-                "POST",
-                f"/dags/{dag_id}/dagRuns",
-                ok=(200,),
-                json={
-                    "dag_run_id": run_id,
-                    "logical_date": self.interval_start.isoformat(),
-                    "data_interval_start": self.interval_start.isoformat(),
-                    "data_interval_end": self.interval_end.isoformat(),
-                    "conf": {},
-                    "note": "triggered by make demo",
-                },
-            )
+            while True:
+                runs = api.get(f"/dags/{dag_id}/dagRuns", limit=10).get("dag_runs", [])
+                scheduled = [
+                    run
+                    for run in runs
+                    if run.get("run_type") == "scheduled"
+                    and run.get("data_interval_start")
+                    and dt.datetime.fromisoformat(run["data_interval_start"].replace("Z", "+00:00"))
+                    == wanted_start
+                ]
+                if scheduled:
+                    break
+                if time.monotonic() > deadline:
+                    raise DemoError(f"the scheduler created no run of {dag_id} for {wanted_start:%Y-%m-%d}")
+                time.sleep(1)
+            run_id = scheduled[0]["dag_run_id"]
             result = DagRunResult(dag_id, run_id)
             self.runs[dag_id] = result
             results.append(result)
             say(
-                f"triggered {dag_id} run {run_id} "
+                f"scheduler started {dag_id} run {run_id} "
                 f"(interval {self.interval_start:%Y-%m-%d} -> {self.interval_end:%Y-%m-%d})"
             )
         deadline = time.monotonic() + self.run_timeout
@@ -441,7 +451,14 @@ def _shorten_urls(line: str) -> str:
 
 
 #: The demo, in order. Append a factory (a class or a function returning a Stage) to extend it.
-STAGE_FACTORIES: list[Callable[[], Stage]] = [LocalServicesStage, IngestionStage]
+def _databricks_stage() -> Stage:
+    """The Databricks emulator + processing stage (imported lazily: it brings the emulator and Spark)."""
+    from airbricks.databricks.demo import DatabricksStage
+
+    return DatabricksStage()  # type: ignore[return-value]  # duck-typed Stage
+
+
+STAGE_FACTORIES: list[Callable[[], Stage]] = [LocalServicesStage, IngestionStage, _databricks_stage]
 
 
 def load_stage(spec: str) -> Stage:
@@ -498,8 +515,17 @@ def airflow_env(
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": base_url,
             "AIRFLOW__API__WORKERS": "1",
-            # Only the runs the demo triggers: no scheduled run for "yesterday" competing with them.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # The scheduler creates every run, as in production: each ingestion DAG gets exactly one scheduled
+            # run, for the demo interval (start_date == end_date bounds the schedule to it, whatever today's
+            # date is), and its asset events make the scheduler run the processing DAGs.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+            "AIRBRICKS_INGEST_OVERRIDES": json.dumps(
+                {
+                    "start_date": ctx.interval_start.date().isoformat(),
+                    "end_date": ctx.interval_start.date().isoformat(),
+                    "catchup": True,
+                }
+            ),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             # The scheduler's and triggerer's log servers have fixed default ports (8793/8794): pick
             # free ones so a demo can run next to a test session or another Airflow.
@@ -665,6 +691,10 @@ def run(args: argparse.Namespace) -> int:
         wanted = [dag for stage in stages for dag in stage.dags(ctx)]
         wait_for_dags(ctx, wanted, timeout=120, alive=airflow.alive)
         say(f"DAGs parsed: {', '.join(wanted)}")
+        # Unpause every stage's DAGs before any runs: Airflow queues asset-triggered runs only for consumers
+        # that are unpaused when the asset event is written.
+        for dag_id in wanted:
+            ctx.require_api().call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         for stage in stages:
             stage.run(ctx)
         for stage in stages:
