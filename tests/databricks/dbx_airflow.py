@@ -28,6 +28,11 @@ def load_dag(file_name: str, dag_id: str, *, retries: int | None = None) -> Any:
             task.retries = retries
             task.retry_delay = timedelta(seconds=1)
             task.retry_exponential_backoff = False
+    # Airflow 3.3.2's dag.test() passes the SDK DAG to DagRun.update_state, which looks its `deadline` up as
+    # DeadlineAlert row ids: with a DeadlineAlert object there, a successful run crashes in SQLAlchemy
+    # ("'dict' object has no attribute 'hex'"). The scheduler passes the serialized DAG (ids) and works, as
+    # `make demo` shows; test_processing_dag_declares_a_freshness_deadline checks the declaration itself.
+    dag.deadline = None
     return dag
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import requests
-from dbx_airflow import OPS_BUNDLE, load_dag, task_states, try_numbers, xcom_values
+from dbx_airflow import DAGS, OPS_BUNDLE, load_dag, task_states, try_numbers, xcom_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -54,6 +54,21 @@ def failures(monkeypatch) -> list[str]:
 
 
 # ---- processing DAG ----------------------------------------------------------------------------------
+
+
+def test_processing_dag_declares_a_freshness_deadline():
+    import runpy
+
+    from airflow.sdk.definitions.deadline import DeadlineAlert
+
+    from airbricks.databricks.processing import FRESHNESS_SLA
+
+    namespace = runpy.run_path(str(DAGS / "databricks_processing.py"))
+    dag = next(v for v in namespace.values() if getattr(v, "dag_id", None) == "databricks_hackernews_stories")
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert alerts
+    assert all(isinstance(alert, DeadlineAlert) for alert in alerts)
+    assert alerts[0].interval == FRESHNESS_SLA
 
 
 def test_processing_dag_runs_the_job_by_name_deferred_and_returns_the_gold_result(dbx):
