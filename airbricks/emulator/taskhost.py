@@ -245,7 +245,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                     )
             code = compile(source, path, "exec")
             sys.argv = [path]
-            exec(code, dict(init_globals, __file__=path))  # noqa: S102 - running the notebook is the point
+            exec(code, dict(init_globals, __file__=path))  # noqa: S102  # nosec B102 - running the notebook is the point
         else:
             sys.argv = [path, *[str(a) for a in spec.get("argv") or []]]
             runpy.run_path(path, init_globals=init_globals, run_name="__main__")

@@ -277,7 +277,7 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
     # The C loader is ~10x faster than the pure-Python one and this runs on every DAG parse.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
+        document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
         raise SourceConfigError(f"{file}: not valid YAML: {exc}") from exc
     return parse_sources(document, origin=str(file))

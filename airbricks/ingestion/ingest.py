@@ -85,10 +85,10 @@ def ingest_interval(
                     page.records,
                     len(page.body),
                 )
+        manifest = writer.publish()
     except BaseException:
         writer.abort()
         raise
-    manifest = writer.publish()
     metrics.record_ingested(source, dataset, records=manifest["records"], bytes_written=manifest["bytes"])
     log.info(
         "%s/%s: published %s (%d pages, %d records, %d bytes)",

@@ -186,18 +186,31 @@ def iter_pages(
                 )
             previous_digest = digest
         if isinstance(style, PageNumberPagination):
-            if records == 0:
-                return
+            # The API's own total wins over an empty page: an empty page before the last one means the API
+            # lost data mid-walk, and publishing what we have would pass a partial interval off as complete.
             if style.total_pages_path:
                 total = _int_at(document, style.total_pages_path, "total_pages_path", prefix)
                 if page_value - style.start_page + 1 >= total:
                     return
+                if records == 0:
+                    raise PageValidationError(
+                        f"{prefix} is empty but '{style.total_pages_path}' says {total} pages: refusing to "
+                        "publish a partial interval"
+                    )
+            elif records == 0:
+                return
             page_value += 1
         elif isinstance(style, OffsetPagination):
+            total = _int_at(document, style.total_path, "total_path", prefix) if style.total_path else None
+            if total is not None and offset + records < total and records < style.limit:
+                raise PageValidationError(
+                    f"{prefix} has {records} records but '{style.total_path}' says {total} in all and only "
+                    f"{offset + records} were read: refusing to publish a partial interval"
+                )
             if records == 0 or records < style.limit:
                 return
             offset += records
-            if style.total_path and offset >= _int_at(document, style.total_path, "total_path", prefix):
+            if total is not None and offset >= total:
                 return
         elif isinstance(style, CursorPagination):
             token = resolve_path(document, style.cursor_path)

@@ -53,3 +53,21 @@ def test_no_irsa_on_kind(effective_airflow_values: Callable[[str], Any]) -> None
 def test_network_policies_in_prod_only(effective_airflow_values: Callable[[str], Any]) -> None:
     assert effective_airflow_values("base+prod")["networkPolicies"]["enabled"] is True
     assert effective_airflow_values("base+local")["networkPolicies"]["enabled"] is False
+
+
+@pytest.mark.parametrize("layering", ["base+local", "base+prod"])
+@pytest.mark.parametrize("component", ["dagProcessor", "migrateDatabaseJob", "pgbouncer", "statsd"])
+def test_no_kubernetes_api_token_where_the_api_is_not_called(
+    effective_airflow_values: Callable[[str], Any], layering: str, component: str
+) -> None:
+    service_account = effective_airflow_values(layering)[component]["serviceAccount"]
+    assert service_account["automountServiceAccountToken"] is False, component
+
+
+@pytest.mark.parametrize("component", ["scheduler", "triggerer", "apiServer"])
+def test_token_kept_where_the_kubernetes_api_is_called(
+    effective_airflow_values: Callable[[str], Any], component: str
+) -> None:
+    # scheduler: launches task pods; triggerer: polls deferred pods; apiServer: reads running pods' logs.
+    service_account = effective_airflow_values("base+prod")[component]["serviceAccount"]
+    assert service_account.get("automountServiceAccountToken", True) is True, component

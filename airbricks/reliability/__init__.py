@@ -1,0 +1,1 @@
+"""Reliability figures: the fault-injection suite (tests/faults) records one outcome per fault here."""
