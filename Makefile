@@ -29,7 +29,7 @@ lock: ## Re-resolve requirements.lock from requirements.txt + requirements-dev.t
 
 # ---- Everyday targets ----------------------------------------------------------------------------
 .PHONY: test
-test: $(VENV_STAMP) ## Run the whole test suite (unit, integration over real HTTP, Airflow, lint gates)
+test: $(VENV_STAMP) ## Run the whole test suite (one area: make test PYTEST_ARGS=tests/databricks)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -84,21 +84,15 @@ image: ## Build the airbricks Airflow image (cicd/Dockerfile) with Docker
 	@scripts/kind.sh image
 
 # Observability (docs/OBSERVABILITY.md)
-.PHONY: dashboard observability
+.PHONY: dashboard
 dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observability/dashboard.py
 	$(PY) observability/dashboard.py
 
-observability: $(VENV_STAMP) ## Run the observability tests (mappings, rules via promtool, dashboard, notifications)
-	$(PY) -m pytest tests/observability $(PYTEST_ARGS)
-
 # Databricks workspace emulator (docs/EMULATOR.md)
-.PHONY: emulator emulator-test
+.PHONY: emulator
 EMULATOR_PORT ?= 8765
 emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
 	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
-
-emulator-test: $(VENV_STAMP) ## Run the emulator's contract tests (databricks-sdk, Airflow provider, faults)
-	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
 
 # Benchmarks (docs/PERFORMANCE.md)
 .PHONY: bench
@@ -123,11 +117,6 @@ chart-validate: $(VENV_STAMP) chart-deps ## Lint + template each values layering
 	  helm template airbricks chart --namespace airbricks --kube-version "$(CHART_KUBE_VERSION).0" $$layering >"$$rendered/$$env.yaml"; \
 	  $(VENV)/bin/kubernetes-validate --strict --quiet --kubernetes-version "$(CHART_KUBE_VERSION)" "$$rendered/$$env.yaml"; \
 	done
-
-# Databricks operators, bundle and processing DAGs (docs/DATABRICKS.md)
-.PHONY: databricks-test
-databricks-test: $(VENV_STAMP) ## Run the Databricks tests (PySpark transformations, operators and DAGs on the emulator)
-	$(PY) -m pytest tests/databricks $(PYTEST_ARGS)
 
 .PHONY: clean
 clean: ## Remove local state (.demo, caches); keeps .venv

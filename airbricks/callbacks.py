@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airbricks.notifications import notify_task_failure
-
 log = logging.getLogger("airbricks.failures")
 
 
@@ -43,4 +41,7 @@ def on_task_failure(context: Any) -> None:
         log.error("Task failed: %s", failure_summary(context))
     except Exception:  # pragma: no cover - defensive
         log.exception("Task failed, and building the failure summary failed too")
+    # Imported here: DAG files import this module, and parsing them must not pay for the notifiers.
+    from airbricks.notifications import notify_task_failure
+
     notify_task_failure(context)

@@ -178,8 +178,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
 
     from airbricks.callbacks import on_task_failure
     from airbricks.databricks.operators import AirbricksDatabricksRunNowOperator, DatabricksRunResultOperator
-    from airbricks.ingestion.assets import raw_asset
-    from airbricks.ingestion.config import raw_bucket
+    from airbricks.ingestion.assets import raw_asset, raw_bucket
     from airbricks.notifications import (
         freshness_deadline,
         notify_dag_failure,

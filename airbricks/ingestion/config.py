@@ -20,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 #: tests and local runs (tiny retry delays), e.g. ``{"http": {"backoff_max_seconds": 0.05}}``.
 OVERRIDES_ENV = "AIRBRICKS_INGEST_OVERRIDES"
 #: Env var naming the raw-zone bucket; read at parse time because the outlet asset URI contains it.
-BUCKET_ENV = "AIRBRICKS_RAW_BUCKET"
-DEFAULT_BUCKET = "airbricks-raw"
 
 _NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -281,8 +279,3 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
     except yaml.YAMLError as exc:
         raise SourceConfigError(f"{file}: not valid YAML: {exc}") from exc
     return parse_sources(document, origin=str(file))
-
-
-def raw_bucket() -> str:
-    """The raw-zone bucket: ``$AIRBRICKS_RAW_BUCKET`` or ``airbricks-raw``."""
-    return os.environ.get(BUCKET_ENV, "").strip() or DEFAULT_BUCKET

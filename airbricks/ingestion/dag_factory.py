@@ -11,7 +11,8 @@ import os
 import textwrap
 from typing import TYPE_CHECKING
 
-from airbricks.ingestion.config import SourceConfig, SourceConfigError, load_sources, raw_bucket
+from airbricks.ingestion.assets import raw_bucket
+from airbricks.ingestion.config import SourceConfig, SourceConfigError, load_sources
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airbricks.ingestion.assets import raw_asset
-from airbricks.ingestion.config import DatasetConfig, HttpPolicy, raw_bucket
+from airbricks.ingestion.assets import raw_asset, raw_bucket
+from airbricks.ingestion.config import DatasetConfig, HttpPolicy
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
