@@ -14,7 +14,9 @@ import datetime
 import hashlib
 import json
 import logging
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_VERSION = 1
+# Staging uploads (and publish copies) in flight at once: bounds memory to this many pages.
+UPLOAD_CONCURRENCY = 4
 STAGING_ROOT = "raw/_staging"
 _DAY = datetime.timedelta(days=1)
 _HOUR = datetime.timedelta(hours=1)
@@ -133,6 +137,11 @@ class RawZoneWriter:
         self.run_id = run_id
         self.staging = partition.staging_prefix(run_id)
         self.parts: list[PartInfo] = []
+        # Uploads and copies overlap with the next page's download: one request at a time leaves both the API
+        # and S3 idle most of the time (bench: 0.29x a raw multipart upload). At most UPLOAD_CONCURRENCY pages
+        # are in flight, so memory stays bounded by a few pages whatever the interval's size.
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY, thread_name_prefix="raw-zone")
+        self._in_flight: deque[Future[Any]] = deque()
 
     # -- staging ---------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -144,12 +153,17 @@ class RawZoneWriter:
         if page != len(self.parts) + 1:
             raise ValueError(f"pages must be staged in order: expected {len(self.parts) + 1}, got {page}")
         digest = hashlib.sha256(body).hexdigest()
-        self.s3.put_object(
-            Bucket=self.partition.bucket,
-            Key=self.staging + part_name(page),
-            Body=body,
-            ContentType="application/json",
-            Metadata={"sha256": digest, "records": str(records)},
+        if len(self._in_flight) >= UPLOAD_CONCURRENCY:
+            self._in_flight.popleft().result()  # raises the upload's error, if any
+        self._in_flight.append(
+            self._pool.submit(
+                self.s3.put_object,
+                Bucket=self.partition.bucket,
+                Key=self.staging + part_name(page),
+                Body=body,
+                ContentType="application/json",
+                Metadata={"sha256": digest, "records": str(records)},
+            )
         )
         info = PartInfo(
             key=self.partition.part_key(page),
@@ -162,12 +176,22 @@ class RawZoneWriter:
         self.parts.append(info)
         return info
 
+    def flush(self) -> None:
+        """Wait until every staged page is uploaded; raises the first upload error."""
+        while self._in_flight:
+            self._in_flight.popleft().result()
+
     def abort(self) -> None:
         """Remove staging; never touches the published partition."""
+        for upload in self._in_flight:  # let pending uploads finish so none lands after the cleanup
+            upload.exception()
+        self._in_flight.clear()
         try:
             self._delete_keys(self._list(self.staging))
         except Exception:  # cleanup must not hide the original error
             log.exception("could not clean staging prefix s3://%s/%s", self.partition.bucket, self.staging)
+        finally:
+            self._pool.shutdown(wait=True)
 
     # -- publish ---------------------------------------------------------------------------------------
     def publish(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -182,14 +206,21 @@ class RawZoneWriter:
         if not self.parts:
             raise ValueError("nothing staged: an interval has at least one page")
         bucket = self.partition.bucket
+        self.flush()
         self.s3.delete_object(Bucket=bucket, Key=self.partition.manifest_key)
-        for part in self.parts:
-            self.s3.copy_object(
+        copies = [
+            self._pool.submit(
+                self.s3.copy_object,
                 Bucket=bucket,
                 Key=part.key,
                 CopySource={"Bucket": bucket, "Key": self.staging + part_name(part.page)},
                 MetadataDirective="COPY",
             )
+            for part in self.parts
+        ]
+        wait(copies)  # all of them, so none is still running when a failure makes the caller abort
+        for copy in copies:
+            copy.result()
         keep = {part.key for part in self.parts}
         # Direct children only: a daily partition must not delete hr=HH/ sub-partitions of the same day.
         stale = [key for key in self._list(self.partition.prefix, recursive=False) if key not in keep]

@@ -10,6 +10,7 @@ import pathlib
 import pytest
 import yaml
 
+from airbricks.ingestion.assets import raw_bucket
 from airbricks.ingestion.config import (
     CursorPagination,
     LinkHeaderPagination,
@@ -17,7 +18,6 @@ from airbricks.ingestion.config import (
     SourceConfigError,
     load_sources,
     parse_sources,
-    raw_bucket,
 )
 
 SOURCES_YAML = pathlib.Path(__file__).resolve().parents[2] / "dags" / "sources.yaml"

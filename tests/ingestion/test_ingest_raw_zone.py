@@ -159,9 +159,11 @@ def test_abort_keeps_published_partition_and_other_intervals(s3):
 def test_begin_clears_leftovers_of_a_crashed_attempt_of_the_same_run(s3):
     client = s3.client()
     crashed = RawZoneWriter(client, _day(), "run-1")
-    _stage(crashed, [b"[1]", b"[2]", b"[3]"])  # the process died here: no abort
+    _stage(crashed, [b"[1]", b"[2]", b"[3]"])
+    crashed.flush()  # the process died here, its uploads landed: no abort
     retry = RawZoneWriter(client, _day(), "run-1")
     _stage(retry, [b"[1]"])
+    retry.flush()
     assert s3.list_keys(BUCKET, retry.staging) == [retry.staging + "part-00001.json"]
     retry.publish()
     assert s3.list_keys(BUCKET, "raw/_staging/") == []
