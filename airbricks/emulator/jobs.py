@@ -910,6 +910,13 @@ class JobsService:
                         break
                     self._cond.wait(0.05)
             proc.wait()
+            # An armed loss hits this task even if the process ended before `after_seconds` (a busy machine
+            # or a very short task): the fault means "this task's cluster dies", never a silent no-op.
+            if loss is not None and task.kill_reason is None:
+                with self._cond:
+                    task.kill_reason = "CLUSTER_LOST"
+                    if cluster_id:
+                        self.clusters.lose(cluster_id, loss.code, loss.type, loss.message)
         task.exec_end = time.monotonic()
         # 4. outcome
         result_file = pathlib.Path(spec["result_file"])
