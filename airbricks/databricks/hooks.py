@@ -13,6 +13,7 @@ run-now, runs/get, ...) is inherited unchanged. Added here:
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -323,3 +324,24 @@ class AirbricksDatabricksHook(DatabricksHook):
         method, endpoint, query = self.file_status_request(path)
         status, _, _ = await self.a_call(method, endpoint, query=query, ok_statuses={404})
         return status != 404
+
+
+class DatabricksHookOwner:
+    """Gives an operator or sensor a lazily built :class:`AirbricksDatabricksHook` as ``self.hook``.
+
+    The class sets ``databricks_conn_id``, ``databricks_retry_limit`` and ``databricks_retry_delay`` in its
+    ``__init__``; the hook is built on first use, at execute time, never at DAG parse time.
+    """
+
+    databricks_conn_id: str
+    databricks_retry_limit: int
+    databricks_retry_delay: float
+
+    @cached_property
+    def hook(self) -> AirbricksDatabricksHook:
+        return AirbricksDatabricksHook(
+            self.databricks_conn_id,
+            retry_limit=self.databricks_retry_limit,
+            retry_delay=self.databricks_retry_delay,
+            caller=type(self).__name__,
+        )

@@ -30,7 +30,7 @@ from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowException
 
 from airbricks import metrics
-from airbricks.databricks.hooks import AirbricksDatabricksHook
+from airbricks.databricks.hooks import AirbricksDatabricksHook, DatabricksHookOwner
 from airbricks.databricks.retry import token_for_context
 from airbricks.databricks.triggers import AirbricksDatabricksExecutionTrigger
 
@@ -226,7 +226,7 @@ class AirbricksDatabricksSubmitRunOperator(_IdempotentRunMixin, DatabricksSubmit
         return super().execute(context)
 
 
-class DatabricksRestOperator(BaseOperator):
+class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
     """Call any Databricks REST endpoint; the decoded JSON response goes to XCom.
 
     For endpoints the provider's hook has no method for (or cannot call: ``HEAD``/``PUT``, query string and
@@ -270,15 +270,6 @@ class DatabricksRestOperator(BaseOperator):
         self.databricks_retry_limit = databricks_retry_limit
         self.databricks_retry_delay = databricks_retry_delay
 
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
-        )
-
     def execute(self, context: Context) -> Any:
         body = json.loads(self.body) if isinstance(self.body, str) and self.body.strip() else self.body
         response = self.hook.call(
@@ -299,7 +290,7 @@ class DatabricksRestOperator(BaseOperator):
             return {"status": response.status_code, "text": response.text}
 
 
-class DatabricksCreateClusterOperator(BaseOperator):
+class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
     """Create an all-purpose cluster, wait until it is ``RUNNING`` and push its ``cluster_id`` to XCom.
 
     Wire it as a setup task and :class:`DatabricksDeleteClusterOperator` as its teardown::
@@ -351,15 +342,6 @@ class DatabricksCreateClusterOperator(BaseOperator):
         self.databricks_retry_limit = databricks_retry_limit
         self.databricks_retry_delay = databricks_retry_delay
         self.cluster_id: str | None = None
-
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
-        )
 
     def _tags(self, context: Context) -> dict[str, str]:
         ti = context["ti"]
@@ -449,7 +431,7 @@ def find_tagged_clusters(hook: AirbricksDatabricksHook, tags: dict[str, str]) ->
             return found
 
 
-class DatabricksDeleteClusterOperator(BaseOperator):
+class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
     """Terminate and permanently delete an all-purpose cluster; a cluster already gone is not an error.
 
     Meant as the teardown of :class:`DatabricksCreateClusterOperator` (``.as_teardown(setups=create)``),
@@ -487,15 +469,6 @@ class DatabricksDeleteClusterOperator(BaseOperator):
         self.databricks_retry_limit = databricks_retry_limit
         self.databricks_retry_delay = databricks_retry_delay
 
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
-        )
-
     def as_teardown(self, *args: Any, **kwargs: Any) -> DatabricksDeleteClusterOperator:
         """Airflow's ``as_teardown`` with trigger rule ``all_done`` instead of ``all_done_setup_success``.
 
@@ -531,7 +504,7 @@ class DatabricksDeleteClusterOperator(BaseOperator):
         return ids
 
 
-class DatabricksRunResultOperator(BaseOperator):
+class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
     """Return (to XCom) the ``dbutils.notebook.exit`` value of a finished run, or of one task of a job run.
 
     ``runs/get`` -> the task's own run id (by ``task_key``) -> ``runs/get-output``. Fails clearly when the
@@ -567,15 +540,6 @@ class DatabricksRunResultOperator(BaseOperator):
         self.databricks_conn_id = databricks_conn_id
         self.databricks_retry_limit = databricks_retry_limit
         self.databricks_retry_delay = databricks_retry_delay
-
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
-        )
 
     def _target_task(self, run: dict[str, Any]) -> dict[str, Any]:
         tasks = run.get("tasks") or []

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from airbricks.databricks.hooks import AirbricksDatabricksHook
+from airbricks.databricks.hooks import DatabricksHookOwner
 from airbricks.databricks.triggers import DatabricksFileTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DatabricksFileSensor(BaseSensorOperator):
+class DatabricksFileSensor(DatabricksHookOwner, BaseSensorOperator):
     """Succeed once ``path`` exists: ``/Volumes/...`` (Files API ``HEAD``) or ``dbfs:/...`` (``get-status``).
 
     Not found (404) keeps waiting; any other error (bad token, no permission, bad path) fails at once.
@@ -52,15 +51,6 @@ class DatabricksFileSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.databricks_retry_limit = databricks_retry_limit
         self.databricks_retry_delay = databricks_retry_delay
-
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
-        )
 
     def poke(self, context: Context) -> bool:
         found = self.hook.file_exists(self.path)
