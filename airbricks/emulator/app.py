@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airbricks.emulator.errors import ApiError, invalid, malformed, not_found
+from airbricks.emulator.errors import ApiError, as_int, invalid, malformed, not_found
 
 if TYPE_CHECKING:
     from airbricks.emulator.server import Workspace
@@ -47,10 +47,7 @@ def _bool(value: Any, name: str, default: bool = False) -> bool:
 def _int(value: Any, name: str, default: int) -> int:
     if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"{name} must be an integer, got {value!r}") from None
+    return as_int(value, name)
 
 
 def _required(params: dict[str, Any], name: str) -> Any:

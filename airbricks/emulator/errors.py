@@ -50,6 +50,14 @@ def invalid_state(message: str) -> ApiError:
     return ApiError(400, "INVALID_STATE", message)
 
 
+def as_int(value: Any, name: str) -> int:
+    """``int(value)``, or Databricks' 400 INVALID_PARAMETER_VALUE naming the parameter."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid(f"{name} must be an integer, got {value!r}") from None
+
+
 def coerce_int(obj: dict[str, Any], key: str, where: str, minimum: int = 0) -> None:
     """Accept ``"60"`` for 60, as Databricks does (the Airflow provider stringifies numbers in ``json``)."""
     if key not in obj or obj[key] is None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airbricks.emulator.clusters import ClusterFailed, ClusterManager
-from airbricks.emulator.errors import ApiError, coerce_int, invalid, not_found
+from airbricks.emulator.errors import ApiError, as_int, coerce_int, invalid, not_found
 from airbricks.emulator.faults import Faults
 from airbricks.emulator.storage import Mirror, StorageMapper
 
@@ -274,10 +274,7 @@ class JobsService:
         return job_id
 
     def _job(self, job_id: Any) -> dict[str, Any]:
-        try:
-            job_id = int(job_id)
-        except (TypeError, ValueError):
-            raise invalid(f"job_id must be an integer, got {job_id!r}") from None
+        job_id = as_int(job_id, "job_id")
         job = self.jobs.get(job_id)
         if job is None:
             raise not_found(f"Job {job_id} does not exist.")
@@ -1114,10 +1111,7 @@ class JobsService:
     # Cancel, delete, repair
     # ================================================================================================
     def _run(self, run_id: Any) -> Run:
-        try:
-            run_id = int(run_id)
-        except (TypeError, ValueError):
-            raise invalid(f"run_id must be an integer, got {run_id!r}") from None
+        run_id = as_int(run_id, "run_id")
         run = self.runs.get(run_id)
         if run is None:
             raise not_found(f"Run {run_id} does not exist.")
@@ -1293,10 +1287,7 @@ class JobsService:
 
     def run_json(self, run_id: Any) -> dict[str, Any]:
         with self._lock:
-            try:
-                key = int(run_id)
-            except (TypeError, ValueError):
-                raise invalid(f"run_id must be an integer, got {run_id!r}") from None
+            key = as_int(run_id, "run_id")
             if key in self._task_index:
                 # A task run id is a run id too: the provider's workflow operators poll them directly.
                 run, task = self._task_index[key]
@@ -1370,10 +1361,7 @@ class JobsService:
 
     def get_output(self, run_id: Any) -> dict[str, Any]:
         with self._lock:
-            try:
-                key = int(run_id)
-            except (TypeError, ValueError):
-                raise invalid(f"run_id must be an integer, got {run_id!r}") from None
+            key = as_int(run_id, "run_id")
             if key in self._task_index:
                 run, task = self._task_index[key]
             else:
