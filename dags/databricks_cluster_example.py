@@ -9,7 +9,7 @@
 Prefer one shared *job* cluster (see databricks_workflow_example and the bundle jobs) for scheduled
 pipelines: it is cheaper and dies with the run. This pattern fits interactive-style work that needs one
 warm cluster for several short runs. Trigger it by hand with conf ``partition_path`` (and optionally
-``ready_file``, ``output_root``, ``fail_layer``).
+``ready_file``, ``output_root``, ``fail_layer``); unset keys take the defaults below.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param, chain
+from airflow.sdk import DAG, chain
 
 from airbricks.callbacks import on_task_failure
 from airbricks.databricks.operators import (
@@ -34,7 +34,14 @@ NOTEBOOK = os.environ.get(
 )
 CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
-
+# Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
+# Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
+READY_FILE = "{{ params.get('ready_file', '/Volumes/main/airbricks/landing/hackernews/_READY') }}"
+PARTITION_PATH = (
+    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
+)
+OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
+FAIL_LAYER = "{{ params.get('fail_layer', '') }}"  # test hook: make this layer's notebook fail
 with DAG(
     dag_id="databricks_cluster_example",
     description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",
@@ -47,17 +54,11 @@ with DAG(
         "retry_delay": timedelta(minutes=1),
         "on_failure_callback": on_task_failure,
     },
-    params={
-        "ready_file": Param("/Volumes/main/airbricks/landing/hackernews/_READY", type="string"),
-        "partition_path": Param("s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/", type="string"),
-        "output_root": Param("s3://airbricks-lake/hackernews/stories/", type="string"),
-        "fail_layer": Param("", type="string", description="Test hook: make this layer's notebook fail"),
-    },
     doc_md=__doc__,
 ) as dag:
     wait = DatabricksFileSensor(
         task_id="wait_for_ready_file",
-        path="{{ params.ready_file }}",
+        path=READY_FILE,
         databricks_conn_id=CONN_ID,
         deferrable=True,
         poke_interval=5,
@@ -87,9 +88,9 @@ with DAG(
                 "base_parameters": {
                     "dataset": "hackernews_stories",
                     "layer": layer,
-                    "partition_path": "{{ params.partition_path }}",
-                    "output_root": "{{ params.output_root }}",
-                    "fail_layer": "{{ params.fail_layer }}",
+                    "partition_path": PARTITION_PATH,
+                    "output_root": OUTPUT_ROOT,
+                    "fail_layer": FAIL_LAYER,
                 },
             },
             polling_period_seconds=2,

@@ -80,8 +80,9 @@ def job_parameters_from_events(
 ) -> list[dict[str, str]]:
     """One ``job_parameters`` dict per raw partition to process, oldest first.
 
-    From the triggering asset events of ``asset_uri``; for a manual run without events, from the DAG
-    params ``partition_path`` / ``interval_start`` / ``interval_end``. Fails, naming what is missing, when
+    From the triggering asset events of ``asset_uri``; for a manual run without events, from
+    ``partition_path`` / ``interval_start`` / ``interval_end`` in ``params`` (the task's params, which the run
+    conf overrides). Fails, naming what is missing, when
     there is nothing to process or an event carries no usable partition.
     """
     found: list[dict[str, str]] = []
@@ -121,7 +122,7 @@ def job_parameters_from_events(
     if not found:
         raise ValueError(
             f"nothing to process: no asset event of {asset_uri} triggered this run and no partition_path "
-            "param was given (trigger with conf {'partition_path': 's3://.../dt=YYYY-MM-DD/'})"
+            "was given in the run conf (trigger with conf {'partition_path': 's3://.../dt=YYYY-MM-DD/'})"
         )
     # The same partition re-published twice is processed once (the job overwrites its outputs anyway).
     unique = {p["partition_path"]: p for p in found}
@@ -174,7 +175,7 @@ def notify_gold_results(dataset: str, results: list[Any]) -> list[str]:
 
 def build_processing_dag(spec: ProcessedDataset) -> Any:
     """The processing DAG of one dataset (see the module docstring)."""
-    from airflow.sdk import DAG, Param, task
+    from airflow.sdk import DAG, task
 
     from airbricks.callbacks import on_task_failure
     from airbricks.databricks.operators import AirbricksDatabricksRunNowOperator, DatabricksRunResultOperator
@@ -210,15 +211,9 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         on_success_callback=notify_dag_recovery,
         # Data freshness: alert when a run has not delivered gold FRESHNESS_SLA after it was queued.
         deadline=freshness_deadline(hours=FRESHNESS_SLA.total_seconds() / 3600),
-        params={
-            "partition_path": Param(
-                "",
-                type="string",
-                description="Manual runs only: raw partition s3://.../dt=YYYY-MM-DD/ to process",
-            ),
-            "interval_start": Param("", type="string", description="Manual runs only: ISO interval start"),
-            "interval_end": Param("", type="string", description="Manual runs only: ISO interval end"),
-        },
+        # No DAG-level Params: Airflow JSON-schema-checks every Param once per task each time the file is
+        # parsed (apache/airflow#32434). Manual runs pass partition_path / interval_start / interval_end as
+        # run conf, which reaches the task's params ([core] dag_run_conf_overrides_params, on by default).
         doc_md=__doc__,
     ) as dag:
 
