@@ -5,13 +5,15 @@
 Two ways of parsing, both reported:
 
 * ``processor`` (the target applies here): the way Airflow 3's DAG processor parses. One long-lived parent
-  imports the DAG processor (as ``airflow dag-processor`` does) and ``gc.freeze()``-s; each parse is the
+  imports the DAG processor (as ``airflow dag-processor`` does), runs the ``airflow_local_settings.py`` the
+  chart mounts (``airflowLocalSettings`` in chart/values.yaml: it preloads what our DAG files need, see
+  airbricks/preload.py) and ``gc.freeze()``-s; each parse is the
   real :class:`airflow.dag_processing.processor.DagFileProcessorProcess` — the parent pre-imports the
   ``airflow.*`` modules the file names (``[dag_processor] parsing_pre_import_modules``), forks, and the child
   runs the real ``_parse_file`` (``BundleDagBag`` + serialisation) and sends the result back over the
   supervisor's socket. One warm-up parse of every file first, so the parent holds what a running DAG
-  processor holds after its first loop. Everything not under ``airflow.*`` (e.g. ``airbricks``) is imported
-  in every child, exactly as in production.
+  processor holds after its first loop. ``processor_bare`` is the same without the chart's local settings
+  (a deployment that does not use our chart values): every parse imports the ``airbricks`` modules itself.
 * ``fresh``: a new interpreter per parse (``python -c``: import Airflow, ``_parse_file``), i.e. what
   ``airflow dags list-import-errors``/CI checks pay. Airflow's own import dominates it.
 
@@ -41,7 +43,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import DAGS, airflow_env, summary
+from bench.common import DAGS, REPO, airflow_env, summary
 
 TARGET_RATIO = 1.25
 RESULT_MARK = "BENCH-RESULT "
@@ -55,6 +57,24 @@ from airflow.sdk import DAG
 with DAG(dag_id="bench_trivial", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
     EmptyOperator(task_id="noop")
 '''
+
+CHART_VALUES = REPO / "chart" / "values.yaml"
+
+
+def chart_local_settings() -> str:
+    """The ``airflow_local_settings.py`` our chart mounts into every Airflow container."""
+    import yaml
+
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    return values["airflow"].get("airflowLocalSettings") or ""
+
+
+def run_chart_local_settings() -> None:
+    """Do what Airflow does with the chart's local settings when ``airflow dag-processor`` starts."""
+    sys.argv = ["airflow", "dag-processor"]
+    code = compile(chart_local_settings(), "airflow_local_settings.py", "exec")
+    exec(code, {"__name__": "airflow_local_settings"})  # noqa: S102 - our own chart's settings file
+
 
 # Runs in a fresh interpreter: the same work the DAG processor's child does, minus the fork.
 FRESH_PARSE = """
@@ -80,8 +100,11 @@ import structlog
 from airflow.dag_processing.processor import DagFileParseRequest, _parse_file, _pre_import_airflow_modules
 import airflow.cli.commands.dag_processor_command, airflow.dag_processing.manager
 import airflow.jobs.dag_processor_job_runner, airflow.providers.standard.operators.empty, airflow.sdk
+from bench.bench_parse import run_chart_local_settings
 path = pathlib.Path(sys.argv[1])
-for other in sys.argv[2:] + [str(path)]:  # steady state: the parent pre-imported every file's airflow.*
+others = sys.argv[2:]
+run_chart_local_settings()
+for other in others + [str(path)]:  # steady state: the parent pre-imported every file's airflow.*
     _pre_import_airflow_modules(other, structlog.get_logger())
 print("BENCH-PARSE-STARTS", file=sys.stderr, flush=True)
 os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"
@@ -128,7 +151,7 @@ def _children_cpu() -> float:
 
 
 # -- processor mode (runs in its own child process, see main) ------------------------------------------
-def _processor_child(files: list[str], rounds: int) -> dict[str, Any]:
+def _processor_child(files: list[str], rounds: int, local_settings: bool) -> dict[str, Any]:
     import gc
     import uuid
 
@@ -137,6 +160,9 @@ def _processor_child(files: list[str], rounds: int) -> dict[str, Any]:
     import airflow.dag_processing.manager
     import airflow.jobs.dag_processor_job_runner  # noqa: F401
     import structlog
+
+    if local_settings:
+        run_chart_local_settings()
     from airflow.dag_processing.processor import DagFileProcessorProcess
     from airflow.sdk.api.client import Client
 
@@ -177,9 +203,21 @@ def _processor_child(files: list[str], rounds: int) -> dict[str, Any]:
     return {"samples": samples, "dags": dag_counts}
 
 
-def _measure_processor(files: list[str], rounds: int, env: dict[str, str]) -> dict[str, Any]:
+def _measure_processor(
+    files: list[str], rounds: int, env: dict[str, str], local_settings: bool = True
+) -> dict[str, Any]:
+    bare = [] if local_settings else ["--bare"]
     child = subprocess.run(
-        [sys.executable, "-m", "bench.bench_parse", "--processor-child", "--rounds", str(rounds), *files],
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_parse",
+            "--processor-child",
+            *bare,
+            "--rounds",
+            str(rounds),
+            *files,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -247,6 +285,7 @@ def run(rounds: int = 7, fresh_rounds: int = 5, dags: pathlib.Path = DAGS) -> di
         # airbricks module from source). The warm-up parse writes the (git-ignored) __pycache__ entries.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         processor_raw = _measure_processor([trivial, *files], rounds, env)
+        bare_raw = _measure_processor([trivial, *files], rounds, env, local_settings=False)
         fresh_raw = _measure_fresh([trivial, *files], fresh_rounds, env) if fresh_rounds else None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -266,6 +305,7 @@ def run(rounds: int = 7, fresh_rounds: int = 5, dags: pathlib.Path = DAGS) -> di
         "target": f"every DAG file <= {TARGET_RATIO}x the trivial DAG file (processor mode, median CPU time)",
         "target_ratio": TARGET_RATIO,
         "processor": processor,
+        "processor_bare": named(_ratios(bare_raw, trivial, files)),
         "fresh": named(_ratios(fresh_raw, trivial, files)) if fresh_raw else None,
     }
     misses = {
@@ -283,15 +323,17 @@ def run(rounds: int = 7, fresh_rounds: int = 5, dags: pathlib.Path = DAGS) -> di
 def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"{'file':<36} {'DAGs':>4} {'proc CPU ms':>11} {'x':>6} {'proc wall ms':>12} {'x':>6}"
-        f" {'fresh CPU ms':>12} {'x':>6}"
+        f" {'bare CPU ms':>11} {'x':>6} {'fresh CPU ms':>12} {'x':>6}"
     ]
     fresh = result.get("fresh") or {}
+    bare = result.get("processor_bare") or {}
     for name, entry in result["processor"].items():
-        f = fresh.get(name, {})
+        f, b = fresh.get(name, {}), bare.get(name, {})
         lines.append(
             f"{name:<36} {entry.get('dags', ''):>4} "
             f"{_ms(entry['cpu_s']):>11} {entry['cpu_ratio']:>6.2f} {_ms(entry['wall_s']):>12} "
-            f"{entry['wall_ratio']:>6.2f} {_ms(f['cpu_s']) if f else '-':>12} "
+            f"{entry['wall_ratio']:>6.2f} {_ms(b['cpu_s']) if b else '-':>11} "
+            f"{b.get('cpu_ratio', float('nan')):>6.2f} {_ms(f['cpu_s']) if f else '-':>12} "
             f"{f.get('cpu_ratio', float('nan')):>6.2f}"
         )
     return "\n".join(lines)
@@ -314,10 +356,14 @@ def main() -> int:
     )
     parser.add_argument("--explain", metavar="DAG_FILE", help="list what a forked parse of this file imports")
     parser.add_argument("--processor-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.processor_child:
-        print(RESULT_MARK + json.dumps(_processor_child(args.files, args.rounds)), flush=True)
+        print(
+            RESULT_MARK + json.dumps(_processor_child(args.files, args.rounds, local_settings=not args.bare)),
+            flush=True,
+        )
         return 0
     if args.explain:
         for row in explain(args.explain):

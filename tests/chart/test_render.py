@@ -255,3 +255,17 @@ def test_local_dags_mode_mounts_the_claim_instead_of_gitsync(tmp_path: pathlib.P
         assert "git-sync" not in {container["name"] for container in spec["containers"]}
     cfg = _one(objects, "ConfigMap", f"{RELEASE}-config")["data"]["airflow.cfg"]
     assert "dags_folder = /opt/airflow/dags\n" in cfg
+
+
+def test_dag_processor_runs_the_preloading_local_settings(rendered: tuple[str, Objects]) -> None:
+    _, objects = rendered
+    settings = _one(objects, "ConfigMap", f"{RELEASE}-config")["data"]["airflow_local_settings.py"]
+    assert "preload_for_dag_processor()" in settings
+    compile(settings, "airflow_local_settings.py", "exec")  # tpl left it valid Python
+    processor = _one(objects, "Deployment", f"{RELEASE}-dag-processor")["spec"]["template"]["spec"]
+    mounts = {
+        mount["mountPath"]: mount.get("subPath")
+        for container in processor["containers"]
+        for mount in container.get("volumeMounts", [])
+    }
+    assert mounts.get("/opt/airflow/config/airflow_local_settings.py") == "airflow_local_settings.py"
