@@ -16,7 +16,6 @@ import os
 import pendulum
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from kubernetes.client import models as k8s
 
 # Read at parse time, like every airbricks DAG: plain environment lookups, no I/O.
 RAW_BUCKET = os.environ.get("AIRBRICKS_RAW_BUCKET", "airbricks-raw")
@@ -26,6 +25,72 @@ POD_SERVICE_ACCOUNT = os.environ.get("AIRBRICKS_POD_SERVICE_ACCOUNT", "airbricks
 # Pinned: a tag of the AWS CLI's own release, never `latest`.
 AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.17.0"
 PARTITION = "s3://" + RAW_BUCKET + "/raw/hackernews/stories/dt={{ data_interval_start | ds }}/"
+
+# The pod around the task's container, as Kubernetes JSON (the YAML of `kubectl`, camelCase keys). A plain
+# dict, not kubernetes.client models: each model object builds a client Configuration (with its logger
+# set-up) when constructed, which every parse of this file would pay for; the provider converts this dict
+# when the task runs, and merges the operator's own settings (image, command, arguments) into the container
+# named "base".
+POD_TEMPLATE = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "labels": {
+            "app.kubernetes.io/part-of": "airbricks",
+            "app.kubernetes.io/component": "partition-report",
+        }
+    },
+    "spec": {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # Prefer the nodes meant for task workloads; tolerate their dedicated taint if they have one.
+        "affinity": {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "preference": {
+                            "matchExpressions": [
+                                {"key": "airbricks.dev/workload", "operator": "In", "values": ["true"]}
+                            ]
+                        },
+                    }
+                ]
+            }
+        },
+        "tolerations": [
+            {"key": "airbricks.dev/workload", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ],
+        # Read-only root filesystem: the CLI's home (config/cache) is a small scratch volume.
+        "volumes": [{"name": "home", "emptyDir": {"sizeLimit": "16Mi"}}],
+        "containers": [
+            {
+                "name": "base",
+                "env": [
+                    {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+                    {"name": "AWS_PAGER", "value": ""},
+                    {"name": "HOME", "value": "/home/report"},
+                ],
+                # Optional: present on kind (MinIO endpoint and keys), absent in production (IRSA).
+                "envFrom": [{"secretRef": {"name": "airbricks-pod-aws", "optional": True}}],
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "home", "mountPath": "/home/report"}],
+            }
+        ],
+    },
+}
 
 with DAG(
     dag_id="containerised_partition_report",
@@ -55,53 +120,8 @@ with DAG(
         cmds=["aws"],
         # Templated with the run's data interval (arguments is a template field).
         arguments=["s3", "ls", "--recursive", "--summarize", "--human-readable", PARTITION],
-        env_vars={"AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": "", "HOME": "/home/report"},
-        # Optional: present on kind (MinIO endpoint and keys), absent in production (IRSA).
-        env_from=[
-            k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name="airbricks-pod-aws", optional=True))
-        ],
         service_account_name=POD_SERVICE_ACCOUNT,
-        container_resources=k8s.V1ResourceRequirements(
-            requests={"cpu": "100m", "memory": "128Mi"},
-            limits={"cpu": "500m", "memory": "256Mi"},
-        ),
-        # Prefer the nodes meant for task workloads; tolerate their dedicated taint if they have one.
-        affinity=k8s.V1Affinity(
-            node_affinity=k8s.V1NodeAffinity(
-                preferred_during_scheduling_ignored_during_execution=[
-                    k8s.V1PreferredSchedulingTerm(
-                        weight=100,
-                        preference=k8s.V1NodeSelectorTerm(
-                            match_expressions=[
-                                k8s.V1NodeSelectorRequirement(
-                                    key="airbricks.dev/workload", operator="In", values=["true"]
-                                )
-                            ]
-                        ),
-                    )
-                ]
-            )
-        ),
-        tolerations=[
-            k8s.V1Toleration(
-                key="airbricks.dev/workload", operator="Equal", value="true", effect="NoSchedule"
-            )
-        ],
-        security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True,
-            run_as_user=1000,
-            run_as_group=1000,
-            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-        ),
-        container_security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
-        # Read-only root filesystem: the CLI's home (config/cache) is a small scratch volume.
-        volumes=[k8s.V1Volume(name="home", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="16Mi"))],
-        volume_mounts=[k8s.V1VolumeMount(name="home", mount_path="/home/report")],
-        labels={"app.kubernetes.io/part-of": "airbricks", "app.kubernetes.io/component": "partition-report"},
+        pod_template_dict=POD_TEMPLATE,
         startup_timeout_seconds=300,
         active_deadline_seconds=1200,
         # Wait in the triggerer instead of holding a worker; keep failed pods for `kubectl describe`.

@@ -109,6 +109,11 @@ def test_scheduling_and_identity(pod: dict[str, Any]) -> None:
     labels = pod["metadata"]["labels"]
     assert labels["dag_id"] == "containerised_partition_report"
     assert labels["kubernetes_pod_operator"] == "True"
+    # From the DAG's pod template, merged with what the operator sets itself.
+    assert labels["app.kubernetes.io/component"] == "partition-report"
+    assert {"name": "HOME", "value": "/home/report"} in container["env"]
+    assert container["volumeMounts"] == [{"mountPath": "/home/report", "name": "home"}]
+    assert spec["volumes"] == [{"emptyDir": {"sizeLimit": "16Mi"}, "name": "home"}]
 
 
 def test_worker_node_label_matches_the_kind_cluster() -> None:
