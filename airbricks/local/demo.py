@@ -79,11 +79,23 @@ class AirflowApi:
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         import requests  # imported late: keeps ``--help`` fast
+        from urllib3.util.retry import Retry
 
         self.base_url = base_url.rstrip("/")
         self._username = username
         self._password = password
         self._session = requests.Session()
+        # The demo's metadata DB is SQLite: while the scheduler or the DAG processor holds its write lock, the
+        # API server can answer 500 "Database error". Every call the demo makes is idempotent (GET, unpause),
+        # so it is retried (0.5, 1, 2, 4 s) before the demo gives up.
+        retry = Retry(
+            total=4,
+            backoff_factor=0.5,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "PATCH"}),
+            raise_on_status=False,
+        )
+        self._session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
         self._token: str | None = None
 
     def login(self) -> None:
