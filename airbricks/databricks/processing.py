@@ -57,6 +57,18 @@ DATASETS = (
 )
 
 
+def processed_dataset(source: str, dataset: str) -> ProcessedDataset:
+    """The entry of :data:`DATASETS` for ``source``/``dataset``; its DAG file selects it with this."""
+    for spec in DATASETS:
+        if (spec.source, spec.dataset) == (source, dataset):
+            return spec
+    declared = ", ".join(f"{spec.source}/{spec.dataset}" for spec in DATASETS)
+    raise ValueError(
+        f"no processed dataset {source}/{dataset} in airbricks.databricks.processing.DATASETS "
+        f"(declared: {declared})"
+    )
+
+
 # How long after its data interval ends a partition must be in gold (deadline alert + latency SLA metric).
 FRESHNESS_SLA = timedelta(hours=6)
 

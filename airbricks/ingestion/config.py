@@ -232,8 +232,12 @@ def _env_overrides() -> dict[str, Any]:
     return value
 
 
-def parse_sources(document: Any, origin: str = "sources.yaml") -> list[SourceConfig]:
-    """Validate a loaded ``sources.yaml`` document; raise :class:`SourceConfigError` naming every problem."""
+def parse_sources(document: Any, origin: str = "sources.yaml", only: str | None = None) -> list[SourceConfig]:
+    """Validate a loaded ``sources.yaml`` document; raise :class:`SourceConfigError` naming every problem.
+
+    :param only: validate (and return) just this source: a DAG file builds one source's DAG, and an error in
+        another source must not take this one down.
+    """
     if not isinstance(document, dict):
         raise SourceConfigError(f"{origin}: top level must be a mapping with a 'sources' key")
     unknown = set(document) - {"defaults", "sources"}
@@ -251,7 +255,13 @@ def parse_sources(document: Any, origin: str = "sources.yaml") -> list[SourceCon
 
     parsed: list[SourceConfig] = []
     problems: list[str] = []
+    if only is not None and only not in sources:
+        raise SourceConfigError(
+            f"{origin}: no source '{only}' under 'sources' (declared: {', '.join(map(str, sources))})"
+        )
     for name, settings in sources.items():
+        if only is not None and name != only:
+            continue
         if not isinstance(settings, dict):
             problems.append(f"{origin}: source '{name}': settings must be a mapping")
             continue
@@ -270,7 +280,17 @@ def parse_sources(document: Any, origin: str = "sources.yaml") -> list[SourceCon
 
 
 def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
-    """Read and validate a ``sources.yaml`` file."""
+    """Read and validate a ``sources.yaml`` file: every source in it."""
+    return parse_sources(_read_yaml(path), origin=str(path))
+
+
+def load_source(path: str | os.PathLike[str], name: str) -> SourceConfig:
+    """Read a ``sources.yaml`` file and validate the source ``name`` only (and the defaults it inherits)."""
+    (source,) = parse_sources(_read_yaml(path), origin=str(path), only=name)
+    return source
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Any:
     file = pathlib.Path(path)
     # The C loader is ~10x faster than the pure-Python one and this runs on every DAG parse.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -278,4 +298,4 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
         document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
         raise SourceConfigError(f"{file}: not valid YAML: {exc}") from exc
-    return parse_sources(document, origin=str(file))
+    return document

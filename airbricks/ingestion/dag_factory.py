@@ -1,7 +1,9 @@
-"""Build one ingestion DAG per source declared in ``dags/sources.yaml``.
+"""Build the ingestion DAG of a source declared in ``dags/sources.yaml``.
 
-Runs in the DAG processor: reads one YAML file, validates it, builds DAG objects. No network, no
-database, no heavy imports (operators import requests/boto3 only when they execute).
+Each source has its own DAG file, ``dags/ingest_<source>.py``, calling :func:`build_source_dag`: the DAG
+processor parses (and re-parses) each file on its own, so a file defines one DAG and one bad source cannot
+break the others. Runs in the DAG processor: reads one YAML file, validates the source, builds the DAG.
+No network, no database, no heavy imports (operators import requests/boto3 only when they execute).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from airbricks.ingestion.assets import raw_bucket
-from airbricks.ingestion.config import SourceConfig, SourceConfigError, load_sources
+from airbricks.ingestion.config import SourceConfig, SourceConfigError, load_source
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -105,7 +107,6 @@ def build_dag(source: SourceConfig, bucket: str | None = None) -> DAG:
     return dag
 
 
-def build_dags(config_path: str | os.PathLike[str]) -> dict[str, DAG]:
-    """Every DAG declared in ``config_path``, keyed by dag_id (assign into the DAG file's globals)."""
-    bucket = raw_bucket()
-    return {source.dag_id: build_dag(source, bucket) for source in load_sources(config_path)}
+def build_source_dag(config_path: str | os.PathLike[str], name: str) -> DAG:
+    """The DAG ``ingest_<name>`` of the source ``name`` in ``config_path`` (only that source is validated)."""
+    return build_dag(load_source(config_path, name))

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from dbx_airflow import load_dag
 
-from airbricks.databricks.processing import DATASETS, GOLD_TASK_KEY
+from airbricks.databricks.processing import DATASETS, GOLD_TASK_KEY, processed_dataset
 
 BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "databricks"
+DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
 JOB_PARAMETERS = {"partition_path", "interval_start", "interval_end", "output_root"}
 
 
@@ -33,6 +34,23 @@ def test_bundle_targets_and_variables():
     assert root["targets"]["prod"]["mode"] == "production"
     assert "host" not in str(root["targets"]), "the workspace comes from DATABRICKS_HOST, not the file"
     assert {"raw_bucket", "lake_root", "spark_version", "node_type_id"} <= set(root["variables"])
+
+
+def test_every_processed_dataset_has_its_dag_file():
+    """One DAG per file (each parsed on its own), the file named after the dag_id."""
+    declared = {spec.dag_id for spec in DATASETS}
+    files = {path.stem for path in DAGS.glob("databricks_*.py")} - {
+        "databricks_cluster_example",
+        "databricks_workflow_example",
+    }
+    assert declared == files, (
+        f"DATASETS without a DAG file: {declared - files}; files without: {files - declared}"
+    )
+
+
+def test_an_undeclared_dataset_is_named_with_the_declared_ones():
+    with pytest.raises(ValueError, match=r"no processed dataset a/b .*declared: hackernews/stories"):
+        processed_dataset("a", "b")
 
 
 @pytest.mark.parametrize("spec", DATASETS, ids=lambda s: s.job_name)
@@ -58,7 +76,7 @@ def test_every_processing_dag_has_its_bundle_job_with_the_parameters_it_sends(sp
 def test_dags_follow_the_conventions_and_schedule_on_the_ingestion_assets(monkeypatch):
     monkeypatch.setenv("AIRBRICKS_RAW_BUCKET", "contract-raw")
     dags = [
-        *(load_dag("databricks_processing.py", spec.dag_id) for spec in DATASETS),
+        *(load_dag(f"{spec.dag_id}.py", spec.dag_id) for spec in DATASETS),
         load_dag("databricks_cluster_example.py", "databricks_cluster_example"),
         load_dag("databricks_workflow_example.py", "databricks_workflow_example"),
     ]

@@ -63,7 +63,7 @@ def test_processing_dag_declares_a_freshness_deadline():
 
     from airbricks.databricks.processing import FRESHNESS_SLA
 
-    namespace = runpy.run_path(str(DAGS / "databricks_processing.py"))
+    namespace = runpy.run_path(str(DAGS / "databricks_hackernews_stories.py"))
     dag = next(v for v in namespace.values() if getattr(v, "dag_id", None) == "databricks_hackernews_stories")
     alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
     assert alerts
@@ -72,7 +72,7 @@ def test_processing_dag_declares_a_freshness_deadline():
 
 
 def test_processing_dag_runs_the_job_by_name_deferred_and_returns_the_gold_result(dbx):
-    dag = load_dag("databricks_processing.py", "databricks_hackernews_stories")
+    dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories")
     dag_run = dag.test(run_conf=MANUAL_CONF)
 
     assert task_states(dag_run) == {
@@ -97,7 +97,7 @@ def test_a_retried_run_task_attaches_to_the_same_databricks_run(dbx):
     # The first attempt starts the run, then every runs/get of that attempt fails (503 x retry_limit):
     # the task fails, Airflow retries it, and the idempotency token hands back the same run.
     dbx.faults.http_error("jobs/runs/get", status=503, count=3, retry_after=0)
-    dag = load_dag("databricks_processing.py", "databricks_hackernews_stories", retries=1)
+    dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories", retries=1)
     dag_run = dag.test(run_conf=MANUAL_CONF)
 
     assert task_states(dag_run)["get_gold_result[0]"] == "success"
@@ -108,7 +108,7 @@ def test_a_retried_run_task_attaches_to_the_same_databricks_run(dbx):
 @pytest.mark.faults
 def test_a_failed_databricks_run_fails_the_task_with_the_error_and_run_page(dbx, failures):
     dbx.faults.fail_runs(count=1, kind="FAILED", message="Injected: executor lost")
-    dag = load_dag("databricks_processing.py", "databricks_hackernews_stories", retries=0)
+    dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories", retries=0)
     dag_run = dag.test(run_conf=MANUAL_CONF)
 
     states = task_states(dag_run)
@@ -127,7 +127,7 @@ def test_a_wrong_token_fails_clearly_and_is_never_logged(dbx, failures, caplog, 
     monkeypatch.setenv(
         "AIRFLOW_CONN_DATABRICKS_DEFAULT", json.dumps({**dbx.connection_dict(), "password": wrong})
     )
-    dag = load_dag("databricks_processing.py", "databricks_hackernews_stories", retries=0)
+    dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories", retries=0)
     dag_run = dag.test(run_conf=MANUAL_CONF)
 
     assert task_states(dag_run)["run_medallion_job[0]"] == "failed"

@@ -44,7 +44,7 @@ def test_processing_dag_runs_the_real_bundle_on_raw_pages_from_s3(
     client.put_object(Bucket=RAW_BUCKET, Key=PREFIX + "_manifest.json", Body=b'{"records": 3}')
     databricks_emulator.use_s3(s3_server.endpoint_url)
 
-    dag = load_dag("databricks_processing.py", "databricks_hackernews_stories", retries=0)
+    dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories", retries=0)
     dag_run = dag.test(
         run_conf={
             "partition_path": f"s3://{RAW_BUCKET}/{PREFIX}",

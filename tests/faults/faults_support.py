@@ -74,7 +74,7 @@ def lost_and_duplicated(expected: Counter[str], published: Counter[str] | None) 
 
 
 # ---- real Airflow runs ----------------------------------------------------------------------------
-DAG_FILE = REPO_ROOT / "dags" / "ingest_sources.py"
+DAGS_DIR = REPO_ROOT / "dags"  # one DAG per file, named after its dag_id
 LOGICAL_DATE = datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC)  # interval 2026-11-19 .. 2026-11-20
 
 
@@ -86,7 +86,7 @@ def run_dag(dag_id: str, logical_date: datetime.datetime = LOGICAL_DATE) -> tupl
     """``dag.test()`` of a real DAG of ``dags/`` (parsed now, so env overrides apply); (run, {task: ti})."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=DAG_FILE)
+    bag = DagBag(dag_folder=DAGS_DIR / f"{dag_id}.py")
     assert not bag.import_errors, bag.import_errors
     run = bag.get_dag(dag_id).test(logical_date=logical_date)
     return run, {ti.task_id: ti for ti in run.get_task_instances()}

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow]
 
 # The Databricks engineers' fast stand-in bundle: the same job names and shapes as databricks/, tiny work.
 OPS_BUNDLE = REPO_ROOT / "tests" / "databricks" / "ops_bundle"
-PROCESSING_DAG_FILE = REPO_ROOT / "dags" / "databricks_processing.py"
+PROCESSING_DAG_FILE = REPO_ROOT / "dags" / "databricks_hackernews_stories.py"
 PARTITION = "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/"
 MANUAL_CONF = {
     "partition_path": PARTITION,

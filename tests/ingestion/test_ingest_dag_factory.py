@@ -9,20 +9,20 @@ import pytest
 import yaml
 
 from airbricks.callbacks import failure_summary, on_task_failure
-from airbricks.ingestion.config import SourceConfigError
-from airbricks.ingestion.dag_factory import build_dags
+from airbricks.ingestion.config import SourceConfigError, load_sources
+from airbricks.ingestion.dag_factory import build_source_dag
 from airbricks.ingestion.operators import HttpToS3RawOperator
 
-SOURCES_YAML = pathlib.Path(__file__).resolve().parents[2] / "dags" / "sources.yaml"
+DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
+SOURCES_YAML = DAGS / "sources.yaml"
 
 
 def test_one_dag_per_source_with_real_data_intervals(monkeypatch):
     from airflow.sdk import Asset, CronDataIntervalTimetable
 
     monkeypatch.setenv("AIRBRICKS_RAW_BUCKET", "bucket-x")
-    dags = build_dags(SOURCES_YAML)
-    assert {"ingest_hackernews", "ingest_github"} <= set(dags)
-    dag = dags["ingest_hackernews"]
+    dag = build_source_dag(SOURCES_YAML, "hackernews")
+    assert dag.dag_id == "ingest_hackernews"
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.max_active_runs == 1
     assert dag.catchup is False
@@ -39,7 +39,37 @@ def test_one_dag_per_source_with_real_data_intervals(monkeypatch):
     assert task.outlets == [Asset("s3://bucket-x/raw/hackernews/stories")]
     assert {"path", "query_params", "headers"} <= set(task.template_fields)
     assert task.http_conn_id == "http_hackernews"
-    assert dags["ingest_github"].tasks[0].auth_type == "bearer"
+    assert build_source_dag(SOURCES_YAML, "github").tasks[0].auth_type == "bearer"
+
+
+def test_every_declared_source_has_its_dag_file_and_no_file_is_orphaned():
+    declared = {source.dag_id for source in load_sources(SOURCES_YAML)}
+    files = {path.stem for path in DAGS.glob("ingest_*.py")}
+    assert declared - files == set(), (
+        f"sources.yaml declares {sorted(declared - files)} without a DAG file: add dags/<dag_id>.py, a copy "
+        "of dags/ingest_github.py selecting the new source"
+    )
+    assert files - declared == set(), f"DAG files {sorted(files - declared)} select no source of sources.yaml"
+
+
+def test_a_broken_source_does_not_take_the_other_dags_down(tmp_path):
+    doc = {
+        "defaults": {"owner": "team", "start_date": "2026-01-01", "schedule": "@daily"},
+        "sources": {"good": {"datasets": {"d": {"path": "/d"}}}, "bad": {"datasets": {}}},
+    }
+    file = tmp_path / "sources.yaml"
+    file.write_text(yaml.safe_dump(doc))
+
+    assert build_source_dag(file, "good").dag_id == "ingest_good"
+    with pytest.raises(SourceConfigError, match=r"source 'bad': field 'datasets'"):
+        build_source_dag(file, "bad")
+    with pytest.raises(SourceConfigError, match=r"source 'bad': field 'datasets'"):
+        load_sources(file)  # CI validates every source at once
+
+
+def test_an_undeclared_source_is_named_with_the_declared_ones(tmp_path):
+    with pytest.raises(SourceConfigError, match=r"no source 'nope' under 'sources' \(declared: s\)"):
+        build_source_dag(_write(tmp_path), "nope")
 
 
 def _write(tmp_path, **source_overrides) -> pathlib.Path:
@@ -52,13 +82,13 @@ def _write(tmp_path, **source_overrides) -> pathlib.Path:
 
 def test_bad_cron_names_source_and_field(tmp_path):
     with pytest.raises(SourceConfigError, match=r"source 's': field 'schedule'"):
-        build_dags(_write(tmp_path, schedule="every day"))
+        build_source_dag(_write(tmp_path, schedule="every day"), "s")
 
 
 def test_unimportable_callback_names_source_and_field(tmp_path):
     file = _write(tmp_path, task={"on_failure_callback": "airbricks.callbacks.does_not_exist"})
     with pytest.raises(SourceConfigError, match=r"source 's': field 'task.on_failure_callback'"):
-        build_dags(file)
+        build_source_dag(file, "s")
 
 
 def test_failure_summary_is_one_line():

@@ -18,7 +18,7 @@ from airbricks.ingestion.raw_zone import read_manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
-DAG_FILE = pathlib.Path(__file__).resolve().parents[2] / "dags" / "ingest_sources.py"
+DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"  # one DAG per file, named after its dag_id
 BUCKET = "airbricks-raw"
 LOGICAL_DATE = datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC)  # interval 2026-11-19 .. 2026-11-20
 HN_PREFIX = "raw/hackernews/stories/dt=2026-11-19/"
@@ -47,7 +47,7 @@ def env(airflow_db, s3_server, replay_server, monkeypatch):
 def _dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=DAG_FILE)
+    bag = DagBag(dag_folder=DAGS / f"{dag_id}.py")
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
 
