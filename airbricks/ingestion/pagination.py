@@ -1,7 +1,8 @@
 """Walk an API's pages (page number, offset/limit, cursor, RFC 8288 Link header) and validate each page.
 
-One page is held in memory at a time: :func:`iter_pages` yields a page, the caller stores it, and only then
-is the next page requested.
+At most two pages are held here at a time: :func:`iter_pages` yields a page, the caller stores it, and
+meanwhile only the next page may be downloading (when its URL is known before the current page is parsed:
+see :class:`_Prefetch`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+
+import msgspec
 
 from airbricks.ingestion.config import (
     CursorPagination,
@@ -40,6 +44,7 @@ class Page:
     url: str  # masked: safe to log and to store in the manifest
     body: bytes
     records: int
+    sha256: str  # hex digest of body: the manifest's checksum, also the loop detector's fingerprint
 
 
 _MISSING = object()
@@ -70,6 +75,19 @@ def resolve_path(document: Any, path: str) -> Any:
     return current
 
 
+_msgspec_decode = msgspec.json.Decoder().decode
+
+
+def _decode_json(body: bytes) -> Any:
+    """Parse a page: msgspec (about 1.5x faster than ``json.loads``; parsing is ingestion's largest CPU
+    cost), falling back to ``json.loads`` for what msgspec refuses and the standard library accepts (``NaN``,
+    lone surrogates, huge numbers), so exactly the same pages are accepted as with ``json`` alone."""
+    try:
+        return _msgspec_decode(body)
+    except msgspec.MsgspecError:
+        return json.loads(body)
+
+
 class _PageChecker:
     def __init__(self, source: str, dataset: str, config: DatasetConfig) -> None:
         self.where = f"{source}/{dataset}"
@@ -80,7 +98,7 @@ class _PageChecker:
         """Parse the page and check its records; return (document, record count)."""
         prefix = f"{self.where}: page {number} ({response.url})"
         try:
-            document = json.loads(response.body)
+            document = _decode_json(response.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PageValidationError(f"{prefix} is not valid JSON: {exc}") from exc
         records = resolve_path(document, self.records_path)
@@ -90,16 +108,18 @@ class _PageChecker:
             raise PageValidationError(
                 f"{prefix}: records_path '{self.records_path}' is a {type(records).__name__}, expected a list"
             )
+        required = self.required
         for index, record in enumerate(records):
-            if not isinstance(record, Mapping):
+            # ``type is dict`` first: the ABC check is slow, and this loop runs once per record.
+            if type(record) is not dict and not isinstance(record, Mapping):
                 raise PageValidationError(
                     f"{prefix}: record {index} is a {type(record).__name__}, not an object"
                 )
-            missing = [f for f in self.required if record.get(f) is None]
-            if missing:
+            if None in map(record.get, required):  # C-level scan; the message is built only on failure
+                missing = [f for f in required if record.get(f) is None]
                 raise PageValidationError(
                     f"{prefix}: record {index} misses required field(s) {missing} "
-                    f"(required_fields: {list(self.required)})"
+                    f"(required_fields: {list(required)})"
                 )
         return document, len(records)
 
@@ -114,6 +134,49 @@ def _int_at(document: Any, path: str, what: str, prefix: str) -> int:
         raise PageValidationError(f"{prefix}: {what} '{path}' is not an integer: {value!r}") from exc
 
 
+class _Prefetch:
+    """At most one GET in flight in a background thread, so the next page downloads while this one is parsed.
+
+    Only requests whose URL is certain are prefetched (see ``known_next_url`` in :func:`iter_pages`), so
+    the API sees the same requests, in the same order, as without prefetching; at most one response
+    is discarded when an API's total shrinks mid-walk. Retries and errors are the client's, raised by
+    :meth:`take` exactly where the request would have been made without prefetching. One request at a time
+    goes through the client's session, so it is never used by two threads at once.
+    """
+
+    def __init__(self, client: ApiClient, headers: Mapping[str, str]) -> None:
+        self.client = client
+        self.headers = headers
+        self._pool: ThreadPoolExecutor | None = None
+        self._url: str | None = None
+        self._pending: Future[HttpResponse] | None = None
+
+    def start(self, url: str | None) -> None:
+        if url is None:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-prefetch")
+        self._url = url
+        self._pending = self._pool.submit(self.client.get, url, headers=self.headers)
+
+    def take(self, url: str) -> HttpResponse:
+        """The response for ``url``: the prefetched one if it was for this URL, else a fresh GET."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if self._url == url:
+                return pending.result()
+            pending.exception()  # not needed after all: wait for it, ignore its outcome
+        return self.client.get(url, headers=self.headers)
+
+    def close(self) -> None:
+        """Wait for a request still in flight (so none outlives the walk) and stop the thread."""
+        if self._pending is not None:
+            self._pending.exception()
+            self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 def iter_pages(
     client: ApiClient,
     source: str,
@@ -124,15 +187,32 @@ def iter_pages(
 ) -> Iterator[Page]:
     """Yield each validated page of ``config`` in order, stopping as its pagination style says.
 
+    When the next page's URL is certain before the current page is parsed (the API gave a total, or a
+    ``Link: rel="next"`` header), it is downloaded while the current page is parsed and stored.
+
     :param client: the API client (base URL, auth, retries).
     :param query_params: rendered query params (default: ``config.query_params`` as-is).
     :param headers: rendered extra headers (default: ``config.headers``).
     :raises PageValidationError: a page is not JSON or a record misses a required field.
     :raises PaginationError: loop detected, max pages exceeded, or a next link to another host.
     """
+    prefetch = _Prefetch(client, dict(config.headers if headers is None else headers))
+    try:
+        yield from _walk(client, source, dataset, config, query_params, prefetch)
+    finally:
+        prefetch.close()  # also when the caller stops early or fails: no request outlives the walk
+
+
+def _walk(
+    client: ApiClient,
+    source: str,
+    dataset: str,
+    config: DatasetConfig,
+    query_params: Mapping[str, str] | None,
+    prefetch: _Prefetch,
+) -> Iterator[Page]:
     style = config.pagination
     params = dict(config.query_params if query_params is None else query_params)
-    headers = dict(config.headers if headers is None else headers)
     checker = _PageChecker(source, dataset, config)
     max_pages = client.policy.max_pages
     where = f"{source}/{dataset}"
@@ -144,41 +224,72 @@ def iter_pages(
     cursor: str | None = None
     seen_cursors: set[str] = set()
     seen_urls: set[str] = set()
-    previous_digest: bytes | None = None
+    previous_digest: str | None = None
     next_url: str | None = None
     number = 0
+    # The API's latest total (pages or records), for known_next_url().
+    known_total: int | None = None
+
+    def request_url(page_value: int, offset: int, cursor: str | None) -> str:
+        request_params = dict(params)
+        if isinstance(style, PageNumberPagination):
+            request_params[style.page_param] = str(page_value)
+        elif isinstance(style, OffsetPagination):
+            request_params[style.offset_param] = str(offset)
+            request_params[style.limit_param] = str(style.limit)
+        elif isinstance(style, CursorPagination) and cursor is not None:
+            request_params[style.cursor_param] = cursor
+        return client.build_url(first_url, request_params)
+
+    def known_next_url(response: HttpResponse) -> str | None:
+        """The next request's URL when it is certain before parsing this page, else ``None``.
+
+        Certain means: the API said how many pages/records there are (on an earlier page) and this page
+        is not the last, or its ``Link`` header names the next page (same origin, not fetched yet). Cursor
+        pagination and walks that stop on an empty page need the parsed page, so they are never prefetched.
+        """
+        if number >= max_pages:
+            return None
+        if isinstance(style, PageNumberPagination) and known_total is not None:
+            if page_value - style.start_page + 1 < known_total:
+                return request_url(page_value + 1, offset, cursor)
+        elif isinstance(style, OffsetPagination) and known_total is not None:
+            # A walk continues only after a full page, so the next offset is offset + limit.
+            if offset + style.limit < known_total:
+                return request_url(page_value, offset + style.limit, cursor)
+        elif isinstance(style, LinkHeaderPagination):
+            link = response.links.get("next", {}).get("url")
+            if link:
+                absolute = urljoin(first_url if next_url is None else next_url, link)
+                url = client.build_url(absolute)
+                if urlsplit(absolute)[:2] == origin and url not in seen_urls:
+                    return url
+        return None
 
     while True:
         number += 1
         if number > max_pages:
             raise PaginationError(
-                f"{where}: more than max_pages={max_pages} pages; raise http.max_pages for this source if "
-                "that is expected, else the API is not ending pagination"
+                f"{where}: more than max_pages={max_pages} pages; raise http.max_pages for this source "
+                "if that is expected, else the API is not ending pagination"
             )
         if isinstance(style, LinkHeaderPagination) and next_url is not None:
             url = client.build_url(next_url)
         else:
-            request_params = dict(params)
-            if isinstance(style, PageNumberPagination):
-                request_params[style.page_param] = str(page_value)
-            elif isinstance(style, OffsetPagination):
-                request_params[style.offset_param] = str(offset)
-                request_params[style.limit_param] = str(style.limit)
-            elif isinstance(style, CursorPagination) and cursor is not None:
-                request_params[style.cursor_param] = cursor
-            url = client.build_url(first_url, request_params)
+            url = request_url(page_value, offset, cursor)
         seen_urls.add(url)
 
-        response = client.get(url, headers=headers)
+        response = prefetch.take(url)
+        prefetch.start(known_next_url(response))
         document, records = checker.check(number, response)
-        yield Page(number=number, url=response.url, body=response.body, records=records)
+        digest = hashlib.sha256(response.body).hexdigest()  # once per page: the writer reuses it
+        yield Page(number=number, url=response.url, body=response.body, records=records, sha256=digest)
         prefix = f"{where}: page {number} ({response.url})"
 
         if isinstance(style, NoPagination):
             return
         if isinstance(style, PageNumberPagination | OffsetPagination):
             # An API that ignores the page/offset param returns the same page forever.
-            digest = hashlib.sha256(response.body).digest()
             if records and digest == previous_digest:
                 raise PaginationError(
                     f"{prefix} is byte-identical to page {number - 1}: pagination loop (does the API "
@@ -190,6 +301,7 @@ def iter_pages(
             # lost data mid-walk, and publishing what we have would pass a partial interval off as complete.
             if style.total_pages_path:
                 total = _int_at(document, style.total_pages_path, "total_pages_path", prefix)
+                known_total = total
                 if page_value - style.start_page + 1 >= total:
                     return
                 if records == 0:
@@ -202,6 +314,7 @@ def iter_pages(
             page_value += 1
         elif isinstance(style, OffsetPagination):
             total = _int_at(document, style.total_path, "total_path", prefix) if style.total_path else None
+            known_total = total
             if total is not None and offset + records < total and records < style.limit:
                 raise PageValidationError(
                     f"{prefix} has {records} records but '{style.total_path}' says {total} in all and only "
@@ -240,5 +353,5 @@ def iter_pages(
                     "pagination loop"
                 )
             next_url = absolute
-        # Keep at most one page alive while the next one downloads.
+        # Keep at most this page and the prefetched next one alive.
         del response, document

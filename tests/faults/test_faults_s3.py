@@ -35,7 +35,11 @@ def test_endpoint_down_during_part_upload_recovers_on_task_retry(ingest_env, rec
     slow_retry = {"retry_delay_seconds": 3, "max_retry_delay_seconds": 6}
     overrides = {**FAST_OVERRIDES, "task": {**FAST_OVERRIDES["task"], **slow_retry}}
     monkeypatch.setenv("AIRBRICKS_INGEST_OVERRIDES", json.dumps(overrides))
-    proxy.add_rule(Rule("PUT", r"/raw/_staging/.*/part-00002\.json$", action="down", down_seconds=2))
+    # First publication of the partition: pages go straight to their final keys (direct mode; a re-run of
+    # a published partition would upload to raw/_staging/ instead, see docs/INGESTION.md).
+    proxy.add_rule(
+        Rule("PUT", r"/raw/(_staging/)?hackernews/.*/part-00002\.json$", action="down", down_seconds=2)
+    )
     events_before = len(asset_events(f"s3://{BUCKET}/raw/hackernews/stories"))  # the DB lives per session
 
     run, tis = run_dag("ingest_hackernews")
@@ -63,8 +67,9 @@ def test_endpoint_down_during_part_upload_recovers_on_task_retry(ingest_env, rec
 
 
 def test_failure_between_parts_and_manifest_then_rerun(ingest_env, record_fault):
-    """The manifest PUT is reset on every try: parts are in place but no manifest -> readers see nothing,
-    no asset event. The rerun (endpoint healthy) repairs the partition: exact records, no stale parts."""
+    """The manifest PUT is reset on every try: no manifest -> readers see nothing, no asset event; each try
+    of this first publication removes the parts it wrote directly. The rerun (endpoint healthy) publishes the
+    partition: exact records, no stale parts."""
     s3, proxy, watch = ingest_env["s3"], ingest_env["proxy"], ingest_env["secrets"]
     manifest_rule = proxy.add_rule(Rule("PUT", r"/_manifest\.json$", action="reset", times=None))
     events_before = len(asset_events(f"s3://{BUCKET}/raw/github/issues"))  # the DB lives per session
@@ -79,12 +84,12 @@ def test_failure_between_parts_and_manifest_then_rerun(ingest_env, record_fault)
         and tis["ingest_issues"].try_number == 3
         and manifest_rule.hits >= 3
         and published is None  # no manifest: readers ignore the partition
-        and len(parts_in_place) == 2
+        and not parts_in_place  # a failed first publication cleans up its own parts
         and new_events == 0
     )
     record_fault(
         "s3: failure between parts and manifest",
-        "task fails; partition has no manifest (ignored by readers); no asset event",
+        "task fails; partition has no manifest and no parts; no asset event",
         f"run {failed.state} after {tis['ingest_issues'].try_number} tries, manifest PUT reset "
         f"{manifest_rule.hits}x, {len(parts_in_place)} parts without manifest, "
         f"{len(staging_left)} staging objects left",

@@ -8,7 +8,12 @@ import pytest
 
 from airbricks.ingestion.config import DatasetConfig, HttpPolicy
 from airbricks.ingestion.http import ApiClient, ApiEndpoint
-from airbricks.ingestion.pagination import PageValidationError, PaginationError, iter_pages, resolve_path
+from airbricks.ingestion.pagination import (
+    PageValidationError,
+    PaginationError,
+    iter_pages,
+    resolve_path,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +202,60 @@ def test_bad_page_is_reported_with_page_number_and_url(replay_server, body, matc
     replay_server.add_route("GET", "/v", body, match={"page": "2"})
     with pytest.raises(PageValidationError, match=match):
         _walk(replay_server, "/v", {"style": "page_number"}, records_path="items", required=("id",))
+
+
+def test_prefetch_sends_exactly_the_requests_of_a_sequential_walk(replay_server):
+    """With a known total the next page downloads while the current one is parsed: same requests, same
+    order, nothing past the last page."""
+    replay_server.add_synthetic("/many", pages=6, per_page=3, style="hackernews")
+    pages = _walk(
+        replay_server,
+        "/many",
+        {"style": "page_number", "start_page": 0, "total_pages_path": "nbPages"},
+        records_path="hits",
+        required=("objectID",),
+    )
+    assert [p.number for p in pages] == [1, 2, 3, 4, 5, 6]
+    assert [q["page"] for q in _queries(replay_server, "/many")] == ["0", "1", "2", "3", "4", "5"]
+    assert [json.loads(p.body)["page"] for p in pages] == [0, 1, 2, 3, 4, 5]  # each body is its own page
+
+
+def test_prefetch_of_a_page_the_api_no_longer_has_is_discarded(replay_server):
+    # The total shrinks from 3 to 2 pages mid-walk: page 2 was already prefetched, but is not yielded.
+    replay_server.add_route("GET", "/s", {"n": 2, "items": [{"id": 1}]}, match={"page": "1"})
+    replay_server.add_route("GET", "/s", {"n": 3, "items": [{"id": 0}]}, match={"page": "0"})
+    replay_server.add_route("GET", "/s", {"n": 3, "items": [{"id": 2}]}, match={"page": "2"})
+    # page 1 says 2 pages; page 0 said 3, so page 2 is requested while page 1 is parsed
+    pages = _walk(
+        replay_server,
+        "/s",
+        {"style": "page_number", "start_page": 0, "total_pages_path": "n"},
+        records_path="items",
+    )
+    assert [json.loads(p.body)["items"][0]["id"] for p in pages] == [0, 1]
+    assert [q["page"] for q in _queries(replay_server, "/s")] == ["0", "1", "2"]
+
+
+def test_a_failing_page_stops_the_walk_with_no_request_left_running(replay_server):
+    for page in range(6):
+        record = {"title": "no id"} if page == 2 else {"id": page}
+        replay_server.add_route("GET", "/f", {"n": 6, "items": [record]}, match={"page": str(page)})
+    with pytest.raises(PageValidationError, match=r"page 3 .*record 0 misses required field\(s\) \['id'\]"):
+        _walk(
+            replay_server,
+            "/f",
+            {"style": "page_number", "start_page": 0, "total_pages_path": "n"},
+            records_path="items",
+            required=("id",),
+        )
+    sent = _queries(replay_server, "/f")
+    assert [q["page"] for q in sent] == ["0", "1", "2", "3"]  # page 3 was prefetched, and has finished
+    assert _queries(replay_server, "/f") == sent
+
+
+def test_pages_only_the_standard_json_parser_accepts_are_still_accepted(replay_server):
+    # NaN and a lone surrogate escape are not strict JSON, but json.loads always accepted them: so do we.
+    body = b'{"items": [{"id": NaN, "name": "\\ud800"}]}'
+    replay_server.add_route("GET", "/n", body, headers={"Content-Type": "application/json"})
+    pages = _walk(replay_server, "/n", {"style": "none"}, records_path="items", required=("id",))
+    assert [(p.records, p.body) for p in pages] == [(1, body)]

@@ -158,12 +158,189 @@ def test_abort_keeps_published_partition_and_other_intervals(s3):
 @pytest.mark.integration
 def test_begin_clears_leftovers_of_a_crashed_attempt_of_the_same_run(s3):
     client = s3.client()
+    published = RawZoneWriter(client, _day(), "run-0")
+    _stage(published, [b"[0]"])
+    published.publish()
     crashed = RawZoneWriter(client, _day(), "run-1")
     _stage(crashed, [b"[1]", b"[2]", b"[3]"])
     crashed.flush()  # the process died here, its uploads landed: no abort
+    assert crashed.mode == "staged"
     retry = RawZoneWriter(client, _day(), "run-1")
     _stage(retry, [b"[1]"])
     retry.flush()
     assert s3.list_keys(BUCKET, retry.staging) == [retry.staging + "part-00001.json"]
     retry.publish()
     assert s3.list_keys(BUCKET, "raw/_staging/") == []
+
+
+class S3Calls:
+    """Every S3 operation a real boto3 client sends (recorded by a botocore event hook), with its key."""
+
+    def __init__(self, client) -> None:
+        self.calls: list[tuple[str, str]] = []
+        client.meta.events.register("provide-client-params.s3", self._record)
+
+    def _record(self, params, model, **_):
+        self.calls.append((model.name, params.get("Key", "")))
+
+    def keys(self, operation: str) -> list[str]:
+        return [key for name, key in self.calls if name == operation]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.mark.integration
+def test_first_publication_writes_final_keys_directly(s3):
+    client = s3.client()
+    calls = S3Calls(client)
+    writer = RawZoneWriter(client, _day(), "run-1")
+    _stage(writer, [b"[1]", b"[2]"])
+    assert writer.mode == "direct"
+    writer.publish()
+    assert calls.keys("PutObject") == [_day().part_key(1), _day().part_key(2), _day().manifest_key]
+    assert calls.keys("CopyObject") == []
+    assert not [key for _, key in calls.calls if key.startswith("raw/_staging/")]
+    assert s3.list_keys(BUCKET) == [_day().manifest_key, _day().part_key(1), _day().part_key(2)]
+    assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 2
+
+
+@pytest.mark.integration
+def test_republication_stages_then_copies(s3):
+    client = s3.client()
+    first = RawZoneWriter(client, _day(), "run-1")
+    _stage(first, [b"[1]", b"[2]"])
+    first.publish()
+    calls = S3Calls(client)
+    second = RawZoneWriter(client, _day(), "run-2")
+    _stage(second, [b"[3]", b"[4]"])
+    assert second.mode == "staged"
+    second.flush()
+    staged = [second.staging + "part-00001.json", second.staging + "part-00002.json"]
+    assert calls.keys("PutObject") == staged
+    assert s3.list_keys(BUCKET, "raw/_staging/") == staged
+    # Until publish, readers still see the first run, byte for byte.
+    assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-1"
+    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(1))["Body"].read() == b"[1]"
+    second.publish()
+    assert sorted(calls.keys("CopyObject")) == [_day().part_key(1), _day().part_key(2)]
+    assert s3.list_keys(BUCKET) == [_day().manifest_key, _day().part_key(1), _day().part_key(2)]
+    assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-2"
+    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(2))["Body"].read() == b"[4]"
+
+
+@pytest.mark.integration
+def test_failed_first_publication_leaves_no_manifest_and_no_parts(s3):
+    client = s3.client()
+    stranger = _day().prefix + "hr=05/part-00001.json"  # a sub-partition: not this run's to delete
+    client.put_object(Bucket=BUCKET, Key=stranger, Body=b"[0]")
+    writer = RawZoneWriter(client, _day(), "run-1")
+    _stage(writer, [b"[1]", b"[2]", b"[3]"])
+    writer.flush()
+    assert len(s3.list_keys(BUCKET, _day().prefix)) == 4  # direct: the parts are at their final keys
+    writer.abort()  # e.g. page 4 failed validation
+    assert s3.list_keys(BUCKET) == [stranger]
+    assert read_manifest(client, BUCKET, _day().prefix) is None
+
+
+@pytest.mark.integration
+def test_failed_first_publication_at_the_manifest_cleans_up(s3):
+    client = s3.client()
+    writer = RawZoneWriter(client, _day(), "run-1")
+    _stage(writer, [b"[1]", b"[2]"])
+
+    def refuse_manifest(params, **_):
+        if params.get("Key") == _day().manifest_key:
+            raise ConnectionError("S3 went away")
+
+    client.meta.events.register("provide-client-params.s3.PutObject", refuse_manifest)
+    with pytest.raises(ConnectionError):
+        writer.publish()
+    writer.abort()
+    assert s3.list_keys(BUCKET) == []
+
+
+@pytest.mark.integration
+def test_direct_abort_leaves_a_manifest_published_meanwhile_alone(s3):
+    client = s3.client()
+    slow = RawZoneWriter(client, _day(), "run-slow")
+    _stage(slow, [b"[1]", b"[2]"])
+    assert slow.mode == "direct"
+    fast = RawZoneWriter(client, _day(), "run-fast")  # a second run of the same interval, also direct
+    _stage(fast, [b"[9]"])
+    fast.publish()
+    with pytest.raises(RuntimeError, match="published by another run"):
+        slow.publish()  # never overwrites the manifest that appeared since begin()
+    slow.abort()
+    assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-fast"
+    assert _day().part_key(1) in s3.list_keys(BUCKET)
+
+
+@pytest.mark.integration
+def test_failed_republication_keeps_old_manifest_and_parts(s3):
+    client = s3.client()
+    first = RawZoneWriter(client, _day(), "run-1")
+    _stage(first, [b"[1]", b"[2]"])
+    first.publish()
+    before = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
+
+    second = RawZoneWriter(client, _day(), "run-2")
+    _stage(second, [b"[5]", b"[6]", b"[7]"])
+    second.flush()
+    second.abort()
+    after = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
+    assert after == before
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("republish", [False, True], ids=["direct", "staged"])
+def test_stale_direct_children_are_removed_in_both_modes(s3, republish):
+    client = s3.client()
+    if republish:
+        first = RawZoneWriter(client, _day(), "run-1")
+        _stage(first, [b"[1]", b"[2]", b"[3]"])
+        first.publish()
+    else:  # an earlier run died after writing three parts directly, before its manifest
+        for number in (1, 2, 3):
+            client.put_object(Bucket=BUCKET, Key=_day().part_key(number), Body=b"[0]")
+    hourly = _day().prefix + "hr=05/part-00001.json"
+    client.put_object(Bucket=BUCKET, Key=hourly, Body=b"[0]")
+    writer = RawZoneWriter(client, _day(), "run-2")
+    _stage(writer, [b"[9]"])
+    assert writer.mode == ("staged" if republish else "direct")
+    writer.publish()
+    assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, _day().part_key(1)]
+    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(1))["Body"].read() == b"[9]"
+    assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 1
+    assert s3.list_keys(BUCKET, "raw/_staging/") == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("byte_budget", "expected_peak"), [(10, 1), (1000, 4)])
+def test_uploads_in_flight_are_bounded_by_count_and_bytes(s3, monkeypatch, byte_budget, expected_peak):
+    import threading
+    import time
+
+    from airbricks.ingestion import raw_zone
+
+    monkeypatch.setattr(raw_zone, "MAX_IN_FLIGHT_BYTES", byte_budget)
+    client = s3.client()
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def started(**_):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)  # a slow S3: without the bounds every page would be in flight at once
+
+    def finished(**_):
+        with lock:
+            state["now"] -= 1
+
+    client.meta.events.register("before-call.s3.PutObject", started)
+    client.meta.events.register("after-call.s3.PutObject", finished)
+    writer = RawZoneWriter(client, _day(), "run-1")
+    _stage(writer, [b"[%d,%d,%d]" % (n, n, n) for n in range(10)])  # 7-byte pages
+    writer.flush()
+    assert state["peak"] == expected_peak  # 10 bytes hold one page; 1000 bytes: UPLOAD_CONCURRENCY (4)
