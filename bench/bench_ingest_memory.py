@@ -3,10 +3,12 @@
     python bench/bench_ingest_memory.py                 # ~10 MB and ~1 GB
     python bench/bench_ingest_memory.py --sizes-mb 10   # just one size
 
-Three processes, so each measurement sees only the ingesting code:
+Separate processes, so each measurement sees only the ingesting code:
 
-* a *servers* process hosts the moto S3 server (objects spill to disk: ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``)
-  and the synthetic page server (the replay server's generated HN-style pages, ~1 MiB each);
+* a *servers* process hosts the synthetic page server (the replay server's generated HN-style pages,
+  ~1 MiB each) and starts the moto S3 server (objects spill to disk: ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``)
+  in a process of its own: in production the API and S3 are separate services, and two Python servers in
+  one process would share one interpreter lock, serialising exactly the overlap ingestion relies on;
 * one fresh *ingest* process per size imports everything, records its RSS (the interpreter baseline),
   runs the real :func:`airbricks.ingestion.ingest.ingest_interval` (HTTP client, pagination, validation,
   staging, publish) and reports its peak RSS (``ru_maxrss`` and a 5 ms sampler).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import pathlib
 import resource
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BUCKET = "bench-raw"
@@ -36,20 +40,37 @@ PER_PAGE = 1024  # ~1 MiB pages
 TARGET_MB = 200
 
 
-def _servers() -> None:
-    """Child: start S3 + synthetic page server, print their URLs, serve until stdin closes."""
-    from airbricks.local.replay import ReplayServer
+def _s3_server(connection: Any) -> None:
+    """Grandchild: the S3 server with the bucket; sends its URL, serves until told to stop."""
     from airbricks.local.s3 import S3Server
 
-    with S3Server() as s3, ReplayServer(fixtures=[]) as api:
+    with S3Server() as s3:
         s3.create_bucket(BUCKET)
-        print(json.dumps({"s3": s3.endpoint_url, "api": api.url, "api_port": api.port}), flush=True)
-        for line in sys.stdin:  # commands: "pages N" → serve N synthetic pages at PATH
-            command, _, value = line.strip().partition(" ")
-            if command == "pages":
-                api.reset()
-                api.add_synthetic(PATH, pages=int(value), per_page=PER_PAGE, record_bytes=RECORD_BYTES)
-                print("ok", flush=True)
+        connection.send(s3.endpoint_url)
+        connection.recv()
+
+
+def _servers() -> None:
+    """Child: start S3 (own process) + synthetic page server, print their URLs, serve until stdin closes."""
+    from airbricks.local.replay import ReplayServer
+
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    s3_process = context.Process(target=_s3_server, args=(theirs,), daemon=True)
+    s3_process.start()
+    try:
+        s3_url = ours.recv()
+        with ReplayServer(fixtures=[]) as api:
+            print(json.dumps({"s3": s3_url, "api": api.url, "api_port": api.port}), flush=True)
+            for line in sys.stdin:  # commands: "pages N" → serve N synthetic pages at PATH
+                command, _, value = line.strip().partition(" ")
+                if command == "pages":
+                    api.reset()
+                    api.add_synthetic(PATH, pages=int(value), per_page=PER_PAGE, record_bytes=RECORD_BYTES)
+                    print("ok", flush=True)
+    finally:
+        ours.send("stop")
+        s3_process.join(timeout=60)
 
 
 def _rss_bytes() -> int:
@@ -57,8 +78,13 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _ingest(s3_url: str, api_url: str) -> None:
-    """Child: one ingestion run, measured. Prints a JSON result line."""
+def _ingest(s3_url: str, api_url: str, *, republish: bool = False) -> None:
+    """Child: one ingestion run, measured. Prints a JSON result line.
+
+    By default the run is a first publication (what every scheduled run is): the partition left by an
+    earlier child is removed before the measurement. ``republish`` keeps it, so the run re-publishes a
+    published partition (backfill / re-run: the staged protocol, see docs/INGESTION.md).
+    """
     import datetime
 
     import boto3  # imported before the baseline: the baseline is "ready to ingest"
@@ -78,6 +104,11 @@ def _ingest(s3_url: str, api_url: str) -> None:
         config=Config(s3={"addressing_style": "path"}),
     )
     s3.list_buckets()  # warm the client (endpoint resolution, credential chain) before the baseline
+    if not republish:  # earlier children of this server published the same partition: start afresh
+        for listing in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/"):
+            keys = [{"Key": obj["Key"]} for obj in listing.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
     # A task process has Airflow's metrics client set up before it ingests; do the same before the baseline,
     # so the figure is what ingesting costs, not Airflow's first import.
     from airbricks import metrics
