@@ -259,3 +259,82 @@ def test_pages_only_the_standard_json_parser_accepts_are_still_accepted(replay_s
     replay_server.add_route("GET", "/n", body, headers={"Content-Type": "application/json"})
     pages = _walk(replay_server, "/n", {"style": "none"}, records_path="items", required=("id",))
     assert [(p.records, p.body) for p in pages] == [(1, body)]
+
+
+# ---- the typed fast path accepts and refuses exactly what the generic path does --------------------------
+HITS_TOTAL = {"style": "page_number", "page_param": "p", "start_page": 0, "total_pages_path": "nbPages"}
+NESTED_TOTAL = {"style": "offset", "limit": 2, "total_path": "meta.paging.total"}
+CURSOR = {"style": "cursor", "cursor_param": "c", "cursor_path": "meta.next"}
+TYPED_CASES = [
+    # (records_path, pagination, page body)
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a","x":{"y":[1,null]}}],"nbPages":3}'),
+    ("hits", HITS_TOTAL, b'{"hits":[],"nbPages":0}'),
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":null}],"nbPages":3}'),  # null required field
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1}],"nbPages":3}'),  # missing required field
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":null,"t":"a"}],"nbPages":3}'),  # duplicate key: last wins
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a","t":null}],"nbPages":3}'),
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a"}],"nbPages":"3"}'),  # total as a string
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a"}]}'),  # no total
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a"}],"nbPages":1,"nbPages":2}'),
+    ("hits", HITS_TOTAL, b'{"hits":[1,2],"nbPages":1}'),  # records that are not objects
+    ("hits", HITS_TOTAL, b'{"hits":{"id":1},"nbPages":1}'),  # records not a list
+    ("hits", HITS_TOTAL, b'{"hits":null,"nbPages":1}'),
+    ("hits", HITS_TOTAL, b'{"nbPages":1}'),  # no records
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a","v":NaN}],"nbPages":1}'),  # only json.loads accepts NaN
+    (
+        "hits",
+        HITS_TOTAL,
+        b'{"hits":[{"id":1,"t":"a","s":"\xff"}],"nbPages":1}',
+    ),  # bad UTF-8 in a skipped field
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a","s":[1,}]}'),  # bad JSON in a skipped field
+    ("hits", HITS_TOTAL, b'{"hits":[{"id":1,"t":"a"}]} trailing'),
+    ("hits", HITS_TOTAL, b"[]"),  # page is a list, records expected under a key
+    ("$", {"style": "none"}, b'[{"id":1,"t":"a"},{"id":2,"t":"b","z":{}}]'),
+    ("$", {"style": "none"}, b'[{"id":1,"t":"a"},{"id":2}]'),
+    ("data.items", NESTED_TOTAL, b'{"data":{"items":[{"id":1,"t":"a"}]},"meta":{"paging":{"total":7}}}'),
+    ("data.items", NESTED_TOTAL, b'{"data":{"items":[{"id":1,"t":"a"}]},"meta":{"paging":null}}'),
+    ("data.items", NESTED_TOTAL, b'{"data":{"items":[{"id":1,"t":"a"}]},"meta":5}'),
+    ("data", CURSOR, b'{"data":[{"id":1,"t":"a"}],"meta":{"next":"abc"}}'),
+    ("data", CURSOR, b'{"data":[{"id":1,"t":"a"}],"meta":{"next":null}}'),
+    ("data", CURSOR, b'{"data":[{"id":1,"t":true}],"meta":{}}'),
+]
+PAGINATION_PATHS = {"nbPages", "meta.paging.total", "meta.next"}
+
+
+def _checkers(records_path: str, pagination: dict):
+    from airbricks.ingestion.pagination import _PageChecker
+
+    config = DatasetConfig(
+        path="/p", pagination=pagination, records_path=records_path, required_fields=["id", "t"]
+    )
+    fast, generic = _PageChecker("src", "ds", config), _PageChecker("src", "ds", config)
+    generic.typed = None
+    return fast, generic
+
+
+def _outcome(checker, body: bytes):
+    from airbricks.ingestion.http import HttpResponse
+
+    response = HttpResponse(url="http://api/p", status=200, body=body, headers={}, links={}, attempts=1)
+    try:
+        document, records = checker.check(1, response)
+    except PageValidationError as error:
+        return ("refused", str(error))
+    from airbricks.ingestion.pagination import _MISSING
+
+    values = {path: resolve_path(document, path) for path in PAGINATION_PATHS}
+    return ("accepted", records, {path: value for path, value in values.items() if value is not _MISSING})
+
+
+@pytest.mark.parametrize(("records_path", "pagination", "body"), TYPED_CASES)
+def test_typed_fast_path_matches_the_generic_checks(records_path, pagination, body):
+    fast, generic = _checkers(records_path, pagination)
+    assert fast.typed is not None  # these configurations take the fast path
+
+    assert _outcome(fast, body) == _outcome(generic, body)
+
+
+def test_unusual_paths_use_the_generic_path_only():
+    assert _checkers("data.0.items", {"style": "none"})[0].typed is None  # a list index
+    assert _checkers("$", HITS_TOTAL)[0].typed is None  # a total inside a page that is a list
+    assert _checkers("hits", HITS_TOTAL)[0].typed is not None
