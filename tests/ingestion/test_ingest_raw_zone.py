@@ -88,6 +88,13 @@ def _stage(writer: RawZoneWriter, bodies: list[bytes]) -> None:
         writer.stage(number, body, records=len(json.loads(body)), url=f"http://api/x?page={number}")
 
 
+def _publish(client, run_id: str, bodies: list[bytes]) -> dict:
+    """A whole run of ``_day()``: begin, stage every page, publish; returns the manifest."""
+    writer = RawZoneWriter(client, _day(), run_id)
+    _stage(writer, bodies)
+    return writer.publish()
+
+
 @pytest.mark.integration
 def test_publish_writes_byte_exact_parts_and_manifest_last(s3):
     client = s3.client()
@@ -124,15 +131,11 @@ def test_publish_writes_byte_exact_parts_and_manifest_last(s3):
 @pytest.mark.integration
 def test_shorter_republish_removes_stale_parts(s3):
     client = s3.client()
-    first = RawZoneWriter(client, _day(), "run-1")
-    _stage(first, [b"[1]", b"[2]", b"[3]"])
-    first.publish()
+    _publish(client, "run-1", [b"[1]", b"[2]", b"[3]"])
     client.put_object(Bucket=BUCKET, Key=_day().prefix + "stray.tmp", Body=b"x")
     hourly = _day().prefix + "hr=05/part-00001.json"  # another layout's sub-partition: not ours to delete
     client.put_object(Bucket=BUCKET, Key=hourly, Body=b"[0]")
-    second = RawZoneWriter(client, _day(), "run-2")
-    _stage(second, [b"[9]"])
-    second.publish()
+    _publish(client, "run-2", [b"[9]"])
     assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, _day().part_key(1)]
     assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 1
 
@@ -140,9 +143,7 @@ def test_shorter_republish_removes_stale_parts(s3):
 @pytest.mark.integration
 def test_abort_keeps_published_partition_and_other_intervals(s3):
     client = s3.client()
-    published = RawZoneWriter(client, _day(), "run-1")
-    _stage(published, [b"[1]"])
-    published.publish()
+    _publish(client, "run-1", [b"[1]"])
     other = RawZoneWriter(client, _day(20), "run-x")
     _stage(other, [b"[7]"])
     other.publish()
@@ -158,9 +159,7 @@ def test_abort_keeps_published_partition_and_other_intervals(s3):
 @pytest.mark.integration
 def test_begin_clears_leftovers_of_a_crashed_attempt_of_the_same_run(s3):
     client = s3.client()
-    published = RawZoneWriter(client, _day(), "run-0")
-    _stage(published, [b"[0]"])
-    published.publish()
+    _publish(client, "run-0", [b"[0]"])
     crashed = RawZoneWriter(client, _day(), "run-1")
     _stage(crashed, [b"[1]", b"[2]", b"[3]"])
     crashed.flush()  # the process died here, its uploads landed: no abort
@@ -208,9 +207,7 @@ def test_first_publication_writes_final_keys_directly(s3):
 @pytest.mark.integration
 def test_republication_stages_then_copies(s3):
     client = s3.client()
-    first = RawZoneWriter(client, _day(), "run-1")
-    _stage(first, [b"[1]", b"[2]"])
-    first.publish()
+    _publish(client, "run-1", [b"[1]", b"[2]"])
     calls = S3Calls(client)
     second = RawZoneWriter(client, _day(), "run-2")
     _stage(second, [b"[3]", b"[4]"])
@@ -266,9 +263,7 @@ def test_direct_abort_leaves_a_manifest_published_meanwhile_alone(s3):
     slow = RawZoneWriter(client, _day(), "run-slow")
     _stage(slow, [b"[1]", b"[2]"])
     assert slow.mode == "direct"
-    fast = RawZoneWriter(client, _day(), "run-fast")  # a second run of the same interval, also direct
-    _stage(fast, [b"[9]"])
-    fast.publish()
+    _publish(client, "run-fast", [b"[9]"])  # a second run of the same interval, also direct
     with pytest.raises(RuntimeError, match="published by another run"):
         slow.publish()  # never overwrites the manifest that appeared since begin()
     slow.abort()
@@ -279,9 +274,7 @@ def test_direct_abort_leaves_a_manifest_published_meanwhile_alone(s3):
 @pytest.mark.integration
 def test_failed_republication_keeps_old_manifest_and_parts(s3):
     client = s3.client()
-    first = RawZoneWriter(client, _day(), "run-1")
-    _stage(first, [b"[1]", b"[2]"])
-    first.publish()
+    _publish(client, "run-1", [b"[1]", b"[2]"])
     before = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
 
     second = RawZoneWriter(client, _day(), "run-2")
@@ -297,9 +290,7 @@ def test_failed_republication_keeps_old_manifest_and_parts(s3):
 def test_stale_direct_children_are_removed_in_both_modes(s3, republish):
     client = s3.client()
     if republish:
-        first = RawZoneWriter(client, _day(), "run-1")
-        _stage(first, [b"[1]", b"[2]", b"[3]"])
-        first.publish()
+        _publish(client, "run-1", [b"[1]", b"[2]", b"[3]"])
     else:  # an earlier run died after writing three parts directly, before its manifest
         for number in (1, 2, 3):
             client.put_object(Bucket=BUCKET, Key=_day().part_key(number), Body=b"[0]")
