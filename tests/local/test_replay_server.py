@@ -217,11 +217,11 @@ def test_connection_reset_mid_body_truncates_the_announced_body(replay_server: R
 
 
 def test_delay_fault_causes_a_read_timeout(replay_server: ReplayServer) -> None:
-    replay_server.inject(HN, delay=1.5)
+    replay_server.inject(HN, delay=5)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.get(replay_server.url + HN, params={"page": 0}, timeout=(2, 0.3))
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 4.5  # the client gave up; it did not wait for the delayed answer
     assert requests.get(replay_server.url + HN, params={"page": 0}, timeout=5).status_code == 200
 
 
