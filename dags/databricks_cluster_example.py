@@ -42,6 +42,7 @@ PARTITION_PATH = (
 )
 OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 FAIL_LAYER = "{{ params.get('fail_layer', '') }}"  # test hook: make this layer's notebook fail
+
 with DAG(
     dag_id="databricks_cluster_example",
     description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",

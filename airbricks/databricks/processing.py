@@ -94,8 +94,8 @@ def job_parameters_from_events(
 
     From the triggering asset events of ``asset_uri``; for a manual run without events, from
     ``partition_path`` / ``interval_start`` / ``interval_end`` in ``params`` (the task's params, which the run
-    conf overrides). Fails, naming what is missing, when
-    there is nothing to process or an event carries no usable partition.
+    conf overrides). Fails, naming what is missing, when there is nothing to process or an event carries no
+    usable partition.
     """
     found: list[dict[str, str]] = []
     asset_events = []

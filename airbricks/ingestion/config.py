@@ -253,15 +253,16 @@ def parse_sources(document: Any, origin: str = "sources.yaml", only: str | None 
         raise SourceConfigError(f"{origin}: 'sources' must be a non-empty mapping of source name to settings")
     overrides = _env_overrides()
 
+    if only is not None:
+        if only not in sources:
+            raise SourceConfigError(
+                f"{origin}: no source '{only}' under 'sources' (declared: {', '.join(map(str, sources))})"
+            )
+        sources = {only: sources[only]}
+
     parsed: list[SourceConfig] = []
     problems: list[str] = []
-    if only is not None and only not in sources:
-        raise SourceConfigError(
-            f"{origin}: no source '{only}' under 'sources' (declared: {', '.join(map(str, sources))})"
-        )
     for name, settings in sources.items():
-        if only is not None and name != only:
-            continue
         if not isinstance(settings, dict):
             problems.append(f"{origin}: source '{name}': settings must be a mapping")
             continue
