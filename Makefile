@@ -29,8 +29,12 @@ lock: ## Re-resolve requirements.lock from requirements.txt + requirements-dev.t
 
 # ---- Everyday targets ----------------------------------------------------------------------------
 .PHONY: test
-test: $(VENV_STAMP) ## Run the whole test suite (one area: make test PYTEST_ARGS=tests/databricks)
+test: $(VENV_STAMP) system-packages ## Run the whole test suite (one area: make test PYTEST_ARGS=tests/databricks)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: system-packages
+system-packages: ## Install the Debian packages the tests use as real parts (PostgreSQL, Chromium) where missing
+	@scripts/install-system-packages.sh
 
 .PHONY: lint
 lint: $(VENV_STAMP) ## Run only the lint and security gates (ruff, shellcheck, hadolint, actionlint, ...)
