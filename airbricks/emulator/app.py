@@ -81,7 +81,7 @@ def jobs_get(ws: Workspace, p: dict[str, Any], *_: Any) -> Any:
 
 
 def jobs_list(ws: Workspace, p: dict[str, Any], *_: Any) -> Any:
-    from airbricks.emulator.jobs import decode_token
+    from airbricks.emulator.runs import decode_token
 
     offset = decode_token(p.get("page_token")) if p.get("page_token") else _int(p.get("offset"), "offset", 0)
     return ws.jobs.list_jobs(
@@ -130,7 +130,7 @@ def runs_repair(ws: Workspace, p: dict[str, Any], *_: Any) -> Any:
 
 
 def runs_list(ws: Workspace, p: dict[str, Any], *_: Any) -> Any:
-    from airbricks.emulator.jobs import decode_token
+    from airbricks.emulator.runs import decode_token
 
     offset = decode_token(p.get("page_token")) if p.get("page_token") else _int(p.get("offset"), "offset", 0)
     return ws.jobs.list_runs(

@@ -1,7 +1,9 @@
 """Clusters: the state machine PENDING→RUNNING→(RESTARTING)→TERMINATING→TERMINATED, events, faults.
 
-No machines are started: a "cluster" is a record whose state changes on timers, so clients see the same
-transitions and waiting behaviour as on Databricks. Tasks on a cluster run as local subprocesses.
+A cluster is a record whose state changes on timers (so clients see the same transitions and waiting
+behaviour as on Databricks) plus, while it is RUNNING, one real Spark driver process that its tasks share
+(:mod:`airbricks.emulator.spark_drivers`): started when the cluster reaches RUNNING, stopped when it
+terminates, killed outright when it is lost. A driver that dies on its own terminates its cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from airbricks.emulator.errors import coerce_int, invalid, invalid_state, not_found
 from airbricks.emulator.faults import Faults
+from airbricks.emulator.spark_drivers import SparkDriver, SparkDrivers
 
 ACTIVE_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING", "TERMINATING")
 _SPEC_FIELDS = (
@@ -95,12 +98,23 @@ class ClusterManager:
 
     :param start_seconds: how long PENDING/RESTARTING lasts (faults may make it longer).
     :param terminate_seconds: how long TERMINATING lasts.
+    :param drivers: the Spark driver processes of running clusters; None runs clusters without one
+        (their tasks then start a Spark session of their own, as serverless tasks do).
     """
 
-    def __init__(self, faults: Faults, start_seconds: float = 1.0, terminate_seconds: float = 0.2):
+    def __init__(
+        self,
+        faults: Faults,
+        start_seconds: float = 1.0,
+        terminate_seconds: float = 0.2,
+        drivers: SparkDrivers | None = None,
+    ):
         self.faults = faults
         self.start_seconds = start_seconds
         self.terminate_seconds = terminate_seconds
+        self.drivers = drivers
+        if drivers is not None:
+            drivers.on_exit = self._driver_exited
         self._clusters: dict[str, Cluster] = {}
         self._cond = threading.Condition()
         self._timers: set[threading.Timer] = set()
@@ -141,6 +155,7 @@ class ClusterManager:
     def _launch(self, cluster: Cluster, event: str) -> None:
         """Go PENDING now, RUNNING (or TERMINATED on an injected launch failure) after the start delay."""
         cluster.generation += 1
+        self._stop_driver(cluster.cluster_id)  # a restart starts a fresh one at RUNNING
         cluster.start_time = _now_ms()
         cluster.terminated_time = None
         cluster.termination_reason = None
@@ -168,12 +183,15 @@ class ClusterManager:
                 return
             cluster.spark_context_id = secrets.randbits(62)
             self._set(cluster, "RUNNING")
+            if self.drivers is not None:
+                self.drivers.start(cluster.cluster_id)
             self._event(cluster, "RUNNING", {"current_num_workers": cluster.spec.get("num_workers", 0)})
 
         self._later(cluster, delay, done)
 
     def _terminate_now(self, cluster: Cluster, reason: dict[str, Any], message: str = "") -> None:
         cluster.generation += 1
+        self._stop_driver(cluster.cluster_id)
         cluster.termination_reason = reason
         self._set(cluster, "TERMINATING", message)
         self._event(cluster, "TERMINATING", {"reason": reason})
@@ -185,6 +203,32 @@ class ClusterManager:
             )  # Databricks has no TERMINATED event: TERMINATING is last
 
         self._later(cluster, self.terminate_seconds, done)
+
+    def _stop_driver(self, cluster_id: str, kill: bool = False) -> None:
+        if self.drivers is not None:
+            self.drivers.stop(cluster_id, kill=kill)
+
+    def _driver_exited(self, driver: SparkDriver) -> None:
+        """A driver died without being stopped: its cluster terminates, as a Databricks cluster whose
+        driver is gone does."""
+        code = driver.process.returncode
+        with self._cond:
+            cluster = self._clusters.get(driver.cluster_id)
+            if cluster is None or cluster.state != "RUNNING":
+                return
+            reason_code = "DRIVER_UNRESPONSIVE" if driver.ready else "SPARK_STARTUP_FAILURE"
+            tail = driver.stderr_tail().strip().splitlines()
+            message = f"Spark driver exited with code {code}" + (f": {tail[-1]}" if tail else "")
+            self._event(cluster, "DRIVER_NOT_RESPONDING", {"reason": {"code": reason_code}})
+            self._terminate_now(
+                cluster,
+                {
+                    "code": reason_code,
+                    "type": "SERVICE_FAULT",
+                    "parameters": {"databricks_error_message": message},
+                },
+                message,
+            )
 
     # -- API operations -------------------------------------------------------------------------------
     def create(self, body: dict[str, Any], source: str = "API") -> Cluster:
@@ -253,6 +297,7 @@ class ClusterManager:
         with self._cond:
             cluster = self._get(cluster_id)
             cluster.generation += 1
+            self._stop_driver(cluster.cluster_id)
             del self._clusters[cluster.cluster_id]
             self._cond.notify_all()
 
@@ -262,6 +307,7 @@ class ClusterManager:
             cluster = self._clusters.get(cluster_id)
             if cluster is None or cluster.state in ("TERMINATING", "TERMINATED"):
                 return
+            self._stop_driver(cluster_id, kill=True)  # for real: the driver and its JVM die now
             self._event(cluster, "DRIVER_NOT_RESPONDING", {"reason": {"code": code}})
             self._terminate_now(
                 cluster,
@@ -337,6 +383,14 @@ class ClusterManager:
             cluster = self._clusters.get(cluster_id)
             return cluster.termination_reason if cluster else None
 
+    def spark_driver(self, cluster_id: str) -> SparkDriver | None:
+        """The running driver process of the cluster, if it has one."""
+        return self.drivers.get(cluster_id) if self.drivers is not None else None
+
+    def driver_pid(self, cluster_id: str) -> int | None:
+        driver = self.spark_driver(cluster_id)
+        return driver.process.pid if driver is not None else None
+
     def exists(self, cluster_id: str) -> bool:
         with self._cond:
             return cluster_id in self._clusters
@@ -349,6 +403,12 @@ class ClusterManager:
                 timer.cancel()
             self._timers.clear()
             self._clusters.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Stop every driver process (the emulator is going away)."""
+        if self.drivers is not None:
+            self.drivers.stop_all()
 
 
 class ClusterFailed(Exception):
