@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 # tests/dags/test_dag_preload.py fails, naming the module, when a DAG file starts importing one not listed.
 DAG_PARSE_MODULES = (
     # airbricks, imported by the DAG files
-    "airbricks.callbacks",
     "airbricks.databricks.operators",
     "airbricks.databricks.processing",
     "airbricks.databricks.sensors",

@@ -40,7 +40,7 @@ class TaskPolicy(_Model):
     retry_delay_seconds: float = Field(60, gt=0)
     max_retry_delay_seconds: float = Field(1800, gt=0)
     execution_timeout_seconds: float = Field(3600, gt=0)
-    on_failure_callback: str = Field("airbricks.callbacks.on_task_failure", min_length=3)
+    on_failure_callback: str = Field("airbricks.notifications.on_task_failure", min_length=3)
 
     @field_validator("on_failure_callback")
     @classmethod

@@ -79,7 +79,7 @@ def test_defaults_merge_and_tags_accumulate():
     assert source.http_conn_id == "http_api"
     assert source.dag_id == "ingest_api"
     assert isinstance(source.datasets["items"].pagination, CursorPagination)
-    assert source.task.on_failure_callback == "airbricks.callbacks.on_task_failure"
+    assert source.task.on_failure_callback == "airbricks.notifications.on_task_failure"
 
 
 def test_yaml_scalars_become_query_strings():

@@ -8,10 +8,10 @@ import pathlib
 import pytest
 import yaml
 
-from airbricks.callbacks import failure_summary, on_task_failure
 from airbricks.ingestion.config import SourceConfigError, load_sources
 from airbricks.ingestion.dag_factory import build_source_dag
 from airbricks.ingestion.operators import HttpToS3RawOperator
+from airbricks.notifications import failure_summary, on_task_failure
 
 DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
 SOURCES_YAML = DAGS / "sources.yaml"
@@ -86,7 +86,7 @@ def test_bad_cron_names_source_and_field(tmp_path):
 
 
 def test_unimportable_callback_names_source_and_field(tmp_path):
-    file = _write(tmp_path, task={"on_failure_callback": "airbricks.callbacks.does_not_exist"})
+    file = _write(tmp_path, task={"on_failure_callback": "airbricks.notifications.does_not_exist"})
     with pytest.raises(SourceConfigError, match=r"source 's': field 'task.on_failure_callback'"):
         build_source_dag(file, "s")
 
