@@ -34,6 +34,7 @@ DAG_PARSE_MODULES = (
     "airbricks.ingestion.dag_factory",
     "airbricks.ingestion.operators",
     "airbricks.notifications",
+    "airbricks.partitions",
     # Airflow, imported lazily while a DAG is built or serialised
     "airflow.sdk.definitions.decorators",  # @task
     "airflow.providers.standard.operators.trigger_dagrun",  # serialiser: DAG dependency detection
