@@ -28,13 +28,13 @@ log = logging.getLogger(__name__)
 # tests/dags/test_dag_preload.py fails, naming the module, when a DAG file starts importing one not listed.
 DAG_PARSE_MODULES = (
     # airbricks, imported by the DAG files
-    "airbricks.callbacks",
     "airbricks.databricks.operators",
     "airbricks.databricks.processing",
     "airbricks.databricks.sensors",
     "airbricks.ingestion.dag_factory",
     "airbricks.ingestion.operators",
     "airbricks.notifications",
+    "airbricks.partitions",
     # Airflow, imported lazily while a DAG is built or serialised
     "airflow.sdk.definitions.decorators",  # @task
     "airflow.providers.standard.operators.trigger_dagrun",  # serialiser: DAG dependency detection

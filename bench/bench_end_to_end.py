@@ -37,7 +37,6 @@ if __package__ in (None, ""):
 from bench.common import REPO
 
 DEMO_TIMEOUT_SECONDS = 600
-DATABRICKS_STAGE = "airbricks.databricks.demo:DatabricksStage"
 
 
 def _ts(value: str | None) -> float | None:
@@ -135,20 +134,6 @@ def analyse(db: pathlib.Path) -> dict[str, Any]:
     }
 
 
-def _extra_stages() -> list[str]:
-    """The Databricks stage, when it exists and the demo does not already run it by default."""
-    import importlib.util
-
-    if importlib.util.find_spec(DATABRICKS_STAGE.split(":")[0]) is None:
-        return []
-    from airbricks.local import demo
-
-    # Stage objects are cheap to build (services start in ``start``); their names say what the demo runs.
-    if any(getattr(factory(), "name", "") == "databricks" for factory in demo.STAGE_FACTORIES):
-        return []
-    return ["--stage", DATABRICKS_STAGE]
-
-
 def run(attempts: int = 2) -> dict[str, Any]:
     """The demo once more if it fails (it is the stand-in stack under test elsewhere, not a figure here);
     the failure of a first attempt is kept in the result."""
@@ -177,7 +162,6 @@ def _run_once() -> dict[str, Any]:
                 str(demo_dir),
                 "--repo-root",
                 str(REPO),
-                *_extra_stages(),
             ],
             capture_output=True,
             text=True,

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
-from airbricks.callbacks import on_task_failure
 from airbricks.databricks.operators import (
     AirbricksDatabricksSubmitRunOperator,
     DatabricksCreateClusterOperator,
@@ -27,6 +26,7 @@ from airbricks.databricks.operators import (
     DatabricksRunResultOperator,
 )
 from airbricks.databricks.sensors import DatabricksFileSensor
+from airbricks.notifications import on_task_failure
 
 # Workspace path of the bundle's notebook (prod deployment; no extension, as Databricks stores notebooks).
 NOTEBOOK = os.environ.get(

@@ -16,7 +16,7 @@ from airflow.providers.databricks.operators.databricks import DatabricksNotebook
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 from airflow.sdk import DAG, chain
 
-from airbricks.callbacks import on_task_failure
+from airbricks.notifications import on_task_failure
 
 NOTEBOOK = os.environ.get(
     "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"

@@ -163,25 +163,17 @@ def record_pipeline_latencies(pipeline: str, processed: list[dict[str, str]]) ->
 
 
 def notify_gold_results(dataset: str, results: list[Any]) -> list[str]:
-    """Hook point for "gold result ready" notifications: logs one line per processed partition.
+    """Announce each processed partition's gold result: one log line each, also returned (to XCom).
 
-    ``airbricks.callbacks.on_gold_result(dataset, result)`` is called too when it exists, so a notifier can
-    be added there without touching the DAGs. Returns the logged lines.
+    Alerting on a missing gold result is the freshness deadline's job (``FRESHNESS_SLA``); a failed run
+    alerts through the DAG's failure callbacks.
     """
     lines = []
     for result in results:
-        summary = (result or {}).get("summary", {}) if isinstance(result, dict) else {}
-        line = f"gold ready: dataset={dataset} dt={(result or {}).get('dt', '?')} summary={summary}"
+        fields = result if isinstance(result, dict) else {}
+        line = f"gold ready: dataset={dataset} dt={fields.get('dt', '?')} summary={fields.get('summary', {})}"
         log.info("%s", line)
         lines.append(line)
-        try:
-            from airbricks import callbacks
-
-            hook = getattr(callbacks, "on_gold_result", None)
-            if callable(hook):
-                hook(dataset, result)
-        except Exception:  # a notifier must never fail the pipeline
-            log.exception("on_gold_result notification failed for %s", dataset)
     return lines
 
 
@@ -189,7 +181,6 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
     """The processing DAG of one dataset (see the module docstring)."""
     from airflow.sdk import DAG, task
 
-    from airbricks.callbacks import on_task_failure
     from airbricks.databricks.operators import AirbricksDatabricksRunNowOperator, DatabricksRunResultOperator
     from airbricks.ingestion.assets import raw_asset, raw_bucket
     from airbricks.notifications import (
@@ -197,6 +188,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         notify_dag_failure,
         notify_dag_recovery,
         notify_task_recovery,
+        on_task_failure,
     )
 
     asset = raw_asset(raw_bucket(), spec.source, spec.dataset)

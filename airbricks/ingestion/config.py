@@ -40,7 +40,7 @@ class TaskPolicy(_Model):
     retry_delay_seconds: float = Field(60, gt=0)
     max_retry_delay_seconds: float = Field(1800, gt=0)
     execution_timeout_seconds: float = Field(3600, gt=0)
-    on_failure_callback: str = Field("airbricks.callbacks.on_task_failure", min_length=3)
+    on_failure_callback: str = Field("airbricks.notifications.on_task_failure", min_length=3)
 
     @field_validator("on_failure_callback")
     @classmethod
@@ -291,6 +291,15 @@ def load_source(path: str | os.PathLike[str], name: str) -> SourceConfig:
     return source
 
 
+def declared_source_names(path: str | os.PathLike[str]) -> list[str]:
+    """The source names under ``sources:`` in a ``sources.yaml`` file, in order, without validating them."""
+    document = _read_yaml(path)
+    sources = document.get("sources") if isinstance(document, dict) else None
+    if not isinstance(sources, dict):
+        raise SourceConfigError(f"{path}: 'sources' must be a non-empty mapping of source name to settings")
+    return [str(name) for name in sources]
+
+
 def _read_yaml(path: str | os.PathLike[str]) -> Any:
     file = pathlib.Path(path)
     # The C loader is ~10x faster than the pure-Python one and this runs on every DAG parse.
@@ -298,5 +307,24 @@ def _read_yaml(path: str | os.PathLike[str]) -> Any:
     try:
         document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
-        raise SourceConfigError(f"{file}: not valid YAML: {exc}") from exc
+        raise SourceConfigError(_yaml_error_message(file, exc)) from exc
     return document
+
+
+def _yaml_error_message(file: pathlib.Path, exc: yaml.YAMLError) -> str:
+    """``<file>:<line>:<column>: not valid YAML: <problem>`` (1-based, as editors count), and its reach.
+
+    A syntax error cannot be attributed to one source (the parser cannot tell where a source ends once the
+    file is broken), so every DAG built from this file reports this same import error until it is fixed.
+    """
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
+    problem = str(getattr(exc, "problem", None) or exc)
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        at = f" at line {context_mark.line + 1}, column {context_mark.column + 1}" if context_mark else ""
+        problem += f" ({context}{at})"
+    return (
+        f"{where}: not valid YAML: {problem}. The file cannot be read, so every source in it (every "
+        "ingest_<source> DAG) fails to import until this is fixed"
+    )

@@ -18,8 +18,9 @@ import email.utils
 import logging
 import os
 import random
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 #: Caps every wait between HTTP attempts (backoff and Retry-After) when set; for tests and local runs.
 MAX_WAIT_ENV = "AIRBRICKS_INGEST_MAX_WAIT_SECONDS"
 _MASK = "***"
+#: Characters of a response body shown in an error message.
+EXCERPT_CHARS = 200
+#: Bytes of an error response's body read for its excerpt (the rest is never downloaded).
+_ERROR_BODY_BYTES = 4096
+# A JSON member or query/form pair whose name says it holds a secret: its value is masked in excerpts even
+# when it is not one of ours (an API echoing a session token, an error page showing a key).
+_SECRET_MEMBER = re.compile(
+    r"""(?P<name>["']?[\w-]*(?:password|passwd|secret|token|api[_-]?key|apikey|authorization|credential)[\w-]*["']?)"""
+    r"""(?P<sep>\s*[:=]\s*)(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,&;}"']+)""",
+    re.IGNORECASE,
+)
 
 
 class ApiRequestError(RuntimeError):
@@ -48,10 +60,11 @@ class ApiRequestError(RuntimeError):
 class RetryableResponse(Exception):
     """Internal: a response whose status is in ``retry_statuses`` (carries Retry-After, if any)."""
 
-    def __init__(self, status: int, reason: str, retry_after: float | None) -> None:
+    def __init__(self, status: int, reason: str, retry_after: float | None, body: str = "") -> None:
         super().__init__(f"HTTP {status} {reason}".strip())
         self.status = status
         self.retry_after = retry_after
+        self.body = body  # describe_body() of what the server said, for the final error only
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class ApiEndpoint:
     :param params: query params sent with every request (an API key, if the auth style says so).
     :param secret_params: names of query params whose values are masked in URLs shown to humans.
     :param basic_auth: (login, password) for HTTP basic auth, else ``None``.
+    :param secret_values: the connection's secrets (token, key, password): masked as ``***`` wherever an
+        error message quotes the API (a response body excerpt, a connection error).
     """
 
     source: str
@@ -72,6 +87,7 @@ class ApiEndpoint:
     params: Mapping[str, str] = field(default_factory=dict)
     secret_params: frozenset[str] = frozenset()
     basic_auth: tuple[str, str] | None = None
+    secret_values: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:  # never print header values (tokens)
         return f"ApiEndpoint(source={self.source!r}, base_url={self.base_url!r})"
@@ -143,6 +159,7 @@ def endpoint_from_connection(source: str, auth_type: str, conn: Any) -> ApiEndpo
         params=params,
         secret_params=frozenset(secret_params),
         basic_auth=basic,
+        secret_values=frozenset({secret} if secret else ()),
     )
 
 
@@ -157,6 +174,40 @@ def mask_url(url: str, secret_params: frozenset[str] | set[str] = frozenset()) -
         safe="*,:<>=",
     )
     return urlunsplit((split.scheme, netloc, split.path, query, ""))
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by case-insensitive name (``HttpResponse.headers`` is a plain dict)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret (also URL-encoded) and each secret-named member's value masked as ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: a secret may contain another
+        if secret:
+            text = text.replace(quote(secret, safe=""), _MASK).replace(secret, _MASK)
+    return _SECRET_MEMBER.sub(lambda m: f"{m['name']}{m['sep']}{_MASK}", text)
+
+
+def describe_body(
+    body: bytes, content_type: str | None, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS
+) -> str:
+    """What an API sent, for an error message: content type, size and a short, secret-masked excerpt.
+
+    e.g. ``content type 'text/html; charset=utf-8', 5321 bytes, starts: <!DOCTYPE html><html>…``. The
+    excerpt is one line (whitespace collapsed, control characters as ``?``); secrets are masked before it is
+    cut, so a secret straddling the cut cannot leak its first half.
+    """
+    kind = f"content type {content_type!r}" if content_type else "no content type"
+    if not body:
+        return f"{kind}, empty body"
+    text = body[: limit * 4 + 1024].decode("utf-8", errors="replace")
+    text = " ".join(scrub(text, secrets).split())
+    text = "".join(char if char.isprintable() else "?" for char in text)
+    cut = len(text) > limit or len(body) > limit * 4 + 1024
+    shown = text[:limit] + "…" if cut else text
+    return f"{kind}, {len(body)} bytes, {'starts' if cut else 'body'}: {shown}"
 
 
 def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
@@ -325,9 +376,10 @@ class ApiClient:
                     return self._get_once(url, shown, headers, attempt.retry_state.attempt_number)
         except _retryable_exception_types() as exc:
             status = getattr(exc, "status", None)
+            said = f" ({exc.body})" if isinstance(exc, RetryableResponse) and exc.body else ""
             raise ApiRequestError(
                 f"{self.endpoint.source}: GET {shown} failed after {self.policy.max_attempts} attempts: "
-                f"{self._describe(exc)}",
+                f"{self._describe(exc)}{said}",
                 status=status,
                 url=shown,
             ) from exc
@@ -346,12 +398,15 @@ class ApiClient:
             status = response.status_code
             if status in self.policy.retry_statuses:
                 raise RetryableResponse(
-                    status, response.reason or "", parse_retry_after(response.headers.get("Retry-After"))
+                    status,
+                    response.reason or "",
+                    parse_retry_after(response.headers.get("Retry-After")),
+                    body=self._error_body(response),
                 )
             if status >= 400:
                 raise ApiRequestError(
                     f"{self.endpoint.source}: GET {shown} failed: HTTP {status} {response.reason or ''} "
-                    f"(not retryable)".replace("  ", " "),
+                    f"(not retryable; {self._error_body(response)})".replace("  ", " "),
                     status=status,
                     url=shown,
                 )
@@ -383,6 +438,28 @@ class ApiClient:
                 )
         return bytes(buffer)
 
+    def describe_body(self, response: HttpResponse) -> str:
+        """:func:`describe_body` of a page, masking this endpoint's secrets."""
+        return describe_body(response.body, header_value(response.headers, "Content-Type"), self._secrets())
+
+    def _secrets(self) -> set[str]:
+        return {
+            *self.endpoint.secret_values,
+            *(self.endpoint.params.get(n, "") for n in self.endpoint.secret_params),
+        }
+
+    def _error_body(self, response: requests.Response) -> str:
+        """:func:`describe_body` of an error response, reading at most ``_ERROR_BODY_BYTES`` of it."""
+        try:
+            head = response.raw.read(_ERROR_BODY_BYTES, decode_content=True) or b""
+        except Exception:  # a broken error body must not hide the status
+            head = b""
+        declared = response.headers.get("Content-Length")
+        described = describe_body(head, response.headers.get("Content-Type"), self._secrets())
+        if declared and declared.isdigit() and int(declared) > len(head):
+            described = described.replace(f", {len(head)} bytes,", f", {declared} bytes,", 1)
+        return described
+
     def _describe(self, exc: BaseException | None) -> str:
         """One-line description of a failed attempt with secret values scrubbed.
 
@@ -394,9 +471,4 @@ class ApiClient:
         if isinstance(exc, RetryableResponse):
             suffix = f", Retry-After {exc.retry_after:g}s" if exc.retry_after is not None else ""
             return f"{exc}{suffix}"
-        text = f"{type(exc).__name__}: {exc}"
-        for name in self.endpoint.secret_params:
-            secret = self.endpoint.params.get(name)
-            if secret:
-                text = text.replace(quote(secret, safe=""), _MASK).replace(secret, _MASK)
-        return text
+        return scrub(f"{type(exc).__name__}: {exc}", self._secrets())

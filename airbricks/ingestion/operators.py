@@ -16,6 +16,8 @@ from airbricks.ingestion.config import DatasetConfig, HttpPolicy
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airbricks.ingestion.http import ApiEndpoint
+
 
 class HttpToS3RawOperator(BaseOperator):
     """Fetch every page of a paginated JSON API for the run's data interval and publish them, byte-exact,
@@ -100,11 +102,38 @@ class HttpToS3RawOperator(BaseOperator):
         except ValueError as exc:
             raise ValueError(f"task '{self.task_id}' ({self.source}/{self.dataset}): {exc}") from exc
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    def _endpoint(self) -> ApiEndpoint:
+        """The API endpoint from connection ``http_conn_id``; a missing or unusable one fails the task now.
+
+        Retrying cannot create a connection or fill in its host, so these errors raise
+        ``AirflowFailException`` (no retries) instead of spending every retry (minutes at the defaults).
+        """
         from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
         from airbricks.ingestion.http import endpoint_from_connection
+
+        try:
+            conn = BaseHook.get_connection(self.http_conn_id)
+        except AirflowNotFoundException as exc:
+            raise AirflowFailException(
+                f"{self.source}: Airflow connection '{self.http_conn_id}' does not exist (failing without "
+                f"retries: retrying cannot create it). Create it in your secrets backend, or e.g. "
+                f"`airflow connections add {self.http_conn_id} --conn-type http --conn-host <api host> "
+                f"--conn-schema https` (the token, if any, in --conn-password), or set "
+                f'AIRFLOW_CONN_{self.http_conn_id.upper()}=\'{{"conn_type": "http", "host": '
+                f'"<api host>"}}\'. Fields per auth type: docs/INGESTION.md, Connections.'
+            ) from exc
+        try:
+            return endpoint_from_connection(self.source, self.auth_type, conn)
+        except ValueError as exc:
+            raise AirflowFailException(
+                f"{exc} (failing without retries; see docs/INGESTION.md, Connections)"
+            ) from exc
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
         from airbricks.ingestion.ingest import ingest_interval
 
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -114,9 +143,7 @@ class HttpToS3RawOperator(BaseOperator):
                 "CronDataIntervalTimetable (the DAG factory does)"
             )
         config = self._dataset_config()
-        endpoint = endpoint_from_connection(
-            self.source, self.auth_type, BaseHook.get_connection(self.http_conn_id)
-        )
+        endpoint = self._endpoint()
         s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
         result = ingest_interval(
             source=self.source,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -25,7 +26,7 @@ from airbricks.ingestion.config import (
     OffsetPagination,
     PageNumberPagination,
 )
-from airbricks.ingestion.http import ApiClient, HttpResponse
+from airbricks.ingestion.http import ApiClient, HttpResponse, describe_body, header_value
 
 
 class PageValidationError(ValueError):
@@ -202,8 +203,25 @@ class _TypedCheck:
 
 
 class _PageChecker:
-    def __init__(self, source: str, dataset: str, config: DatasetConfig) -> None:
+    """Checks each page; a refused page's error names the content type and quotes the body (masked).
+
+    :param describe: what the API sent, for error messages (:meth:`ApiClient.describe_body`, which masks
+        the connection's secrets): an HTML error page or ``{"error": "daily quota exceeded"}`` served with
+        status 200 is then visible in the task's failure, not just "not valid JSON" or "records_path not
+        found". Default: :func:`describe_body` with no secrets to mask.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        dataset: str,
+        config: DatasetConfig,
+        describe: Callable[[HttpResponse], str] | None = None,
+    ) -> None:
         self.where = f"{source}/{dataset}"
+        self.describe = describe or (
+            lambda response: describe_body(response.body, header_value(response.headers, "Content-Type"))
+        )
         self.records_path = config.records_path
         self.required: Sequence[str] = config.required_fields
         style = config.pagination
@@ -235,13 +253,19 @@ class _PageChecker:
         try:
             document = _decode_json(response.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PageValidationError(f"{prefix} is not valid JSON: {exc}") from exc
+            raise PageValidationError(
+                f"{prefix} is not valid JSON ({exc}); the API sent {self.describe(response)}"
+            ) from exc
         records = resolve_path(document, self.records_path)
         if records is _MISSING:
-            raise PageValidationError(f"{prefix}: records_path '{self.records_path}' not found in the page")
+            raise PageValidationError(
+                f"{prefix}: records_path '{self.records_path}' not found in the page; the API sent "
+                f"{self.describe(response)}"
+            )
         if not isinstance(records, list):
             raise PageValidationError(
-                f"{prefix}: records_path '{self.records_path}' is a {type(records).__name__}, expected a list"
+                f"{prefix}: records_path '{self.records_path}' is a {type(records).__name__}, expected a "
+                f"list; the API sent {self.describe(response)}"
             )
         required = self.required
         for index, record in enumerate(records):
@@ -259,10 +283,12 @@ class _PageChecker:
         return document, len(records)
 
 
-def _int_at(document: Any, path: str, what: str, prefix: str) -> int:
+def _int_at(document: Any, path: str, what: str, prefix: str, said: Callable[[], str]) -> int:
     value = resolve_path(document, path)
     if value is _MISSING or isinstance(value, bool) or not isinstance(value, int | str):
-        raise PageValidationError(f"{prefix}: {what} '{path}' missing or not an integer")
+        raise PageValidationError(
+            f"{prefix}: {what} '{path}' missing or not an integer; the API sent {said()}"
+        )
     try:
         return int(value)
     except ValueError as exc:
@@ -348,7 +374,7 @@ def _walk(
 ) -> Iterator[Page]:
     style = config.pagination
     params = dict(config.query_params if query_params is None else query_params)
-    checker = _PageChecker(source, dataset, config)
+    checker = _PageChecker(source, dataset, config, client.describe_body)
     max_pages = client.policy.max_pages
     where = f"{source}/{dataset}"
     first_url = client.endpoint.url_for(config.path)
@@ -420,6 +446,7 @@ def _walk(
         digest = hashlib.sha256(response.body).hexdigest()  # once per page: the writer reuses it
         yield Page(number=number, url=response.url, body=response.body, records=records, sha256=digest)
         prefix = f"{where}: page {number} ({response.url})"
+        said = partial(client.describe_body, response)
 
         if isinstance(style, NoPagination):
             return
@@ -435,7 +462,7 @@ def _walk(
             # The API's own total wins over an empty page: an empty page before the last one means the API
             # lost data mid-walk, and publishing what we have would pass a partial interval off as complete.
             if style.total_pages_path:
-                total = _int_at(document, style.total_pages_path, "total_pages_path", prefix)
+                total = _int_at(document, style.total_pages_path, "total_pages_path", prefix, said)
                 known_total = total
                 if page_value - style.start_page + 1 >= total:
                     return
@@ -448,7 +475,9 @@ def _walk(
                 return
             page_value += 1
         elif isinstance(style, OffsetPagination):
-            total = _int_at(document, style.total_path, "total_path", prefix) if style.total_path else None
+            total = (
+                _int_at(document, style.total_path, "total_path", prefix, said) if style.total_path else None
+            )
             known_total = total
             if total is not None and offset + records < total and records < style.limit:
                 raise PageValidationError(
@@ -489,4 +518,4 @@ def _walk(
                 )
             next_url = absolute
         # Keep at most this page and the prefetched next one alive.
-        del response, document
+        del response, document, said

@@ -462,14 +462,17 @@ def _shorten_urls(line: str) -> str:
     return re.sub(r"(https?://[^\s?]+)\?\S*", r"\1?…", line)
 
 
-#: The demo, in order. Append a factory (a class or a function returning a Stage) to extend it.
+#: The stage of the Databricks emulator + processing DAG. Loaded by name, like ``--stage``: it builds on
+#: this module (``Stage``, ``DemoContext``), so importing it here would be an import cycle; and it brings
+#: the emulator, which ``--help`` should not pay for.
+DATABRICKS_STAGE = "airbricks.local.databricks_stage:DatabricksStage"
+
+
 def _databricks_stage() -> Stage:
-    """The Databricks emulator + processing stage (imported lazily: it brings the emulator and Spark)."""
-    from airbricks.databricks.demo import DatabricksStage
-
-    return DatabricksStage()  # type: ignore[return-value]  # duck-typed Stage
+    return load_stage(DATABRICKS_STAGE)
 
 
+#: The demo, in order. Append a factory (a class or a function returning a Stage) to extend it.
 STAGE_FACTORIES: list[Callable[[], Stage]] = [LocalServicesStage, IngestionStage, _databricks_stage]
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 from airbricks.notifications.callbacks import (
     NotificationSettings,
     dispatch,
+    failure_summary,
     notify_dag_failure,
     notify_dag_recovery,
     notify_task_failure,
     notify_task_recovery,
+    on_task_failure,
 )
 from airbricks.notifications.deadline import deadline_missed, freshness_deadline
 
@@ -29,9 +31,11 @@ __all__ = [
     "NotificationSettings",
     "deadline_missed",
     "dispatch",
+    "failure_summary",
     "freshness_deadline",
     "notify_dag_failure",
     "notify_dag_recovery",
     "notify_task_failure",
     "notify_task_recovery",
+    "on_task_failure",
 ]

@@ -1,9 +1,13 @@
 """Failure and recovery callbacks for DAGs and tasks, rate-limited per DAG across all worker pods.
 
-Wire them with one line each (they take the Airflow callback ``context`` and nothing else)::
+The one home of the project's Airflow callbacks. :func:`on_task_failure` is the default task failure callback
+(``task.on_failure_callback`` in ``sources.yaml`` names it by dotted path,
+``airbricks.notifications.on_task_failure``): it logs one clear line, then notifies like
+:func:`notify_task_failure`. Wire the others with one line each (they take the Airflow callback ``context``
+and nothing else)::
 
     default_args = {
-        "on_failure_callback": notify_task_failure,
+        "on_failure_callback": on_task_failure,
         "on_success_callback": notify_task_recovery,  # sends only when a retry succeeded
     }
     DAG(..., on_failure_callback=notify_dag_failure, on_success_callback=notify_dag_recovery)
@@ -33,6 +37,8 @@ from airbricks.notifications import payload as payloads
 from airbricks.notifications.ratelimit import Decision, TokenBucket, store_from_url
 
 log = logging.getLogger(__name__)
+# The one-line failure summaries have their own logger, so they can be routed or filtered on their own.
+failure_log = logging.getLogger("airbricks.failures")
 
 DEFAULT_RAW_BUCKET = "airbricks-raw"
 _DAG_FAILING_FLAG = "dag_failing"
@@ -140,6 +146,38 @@ def notify_task_failure(context: Mapping[str, Any]) -> None:
         _task_event(context, "task_failure")
     except Exception:
         log.exception("Task failure notification could not be built or sent")
+
+
+def _one_line(value: object, limit: int = 500) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure_summary(context: Any) -> str:
+    """``dag=… task=… run=… try=n interval=start..end error=Type: message`` from a task context."""
+    ti = context.get("task_instance") or context.get("ti")
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    try_number = getattr(ti, "try_number", "?")
+    run_id = context.get("run_id") or getattr(ti, "run_id", "?")
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    interval = f"{start.isoformat() if start else '?'}..{end.isoformat() if end else '?'}"
+    exc = context.get("exception")
+    error = f"{type(exc).__name__}: {_one_line(exc)}" if exc is not None else "unknown"
+    return f"dag={dag_id} task={task_id} run={run_id} try={try_number} interval={interval} error={error}"
+
+
+def on_task_failure(context: Mapping[str, Any]) -> None:
+    """The default task ``on_failure_callback``: log a one-line failure summary, then
+    :func:`notify_task_failure` (webhook/Slack, rate-limited).
+
+    Never raises: a broken callback must not mask the task's error.
+    """
+    try:
+        failure_log.error("Task failed: %s", failure_summary(context))
+    except Exception:  # pragma: no cover - defensive
+        failure_log.exception("Task failed, and building the failure summary failed too")
+    notify_task_failure(context)
 
 
 def notify_task_recovery(context: Mapping[str, Any]) -> None:

@@ -148,3 +148,44 @@ def test_the_guard_really_catches_import_time_io(tmp_path):
     marker = [line for line in proc.stdout.splitlines() if line.startswith("@@RESULT@@")]
     assert marker, proc.stderr
     assert json.loads(marker[-1].removeprefix("@@RESULT@@"))["violations"] == ["socket.create_connection"]
+
+
+def test_every_source_has_its_dag_file_and_every_dag_file_its_source():
+    """A source declared in sources.yaml without dags/ingest_<source>.py never shows up in Airflow, with no
+    error anywhere: this is where it is caught."""
+    from airbricks.ingestion.dag_factory import source_file_mismatches
+
+    assert source_file_mismatches(DAGS) == []
+
+
+def test_the_source_file_check_names_both_the_source_and_the_file(tmp_path):
+    import shutil
+
+    import yaml
+
+    for file in [DAGS / "sources.yaml", *DAGS.glob("ingest_*.py")]:
+        shutil.copy(file, tmp_path / file.name)
+    document = yaml.safe_load((tmp_path / "sources.yaml").read_text())
+    document["sources"]["books"] = document["sources"]["github"]  # a new source, its DAG file forgotten
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    # ...and a DAG file copied for a source nobody declared
+    orphan = (DAGS / "ingest_github.py").read_text().replace('"github")', '"films")')
+    (tmp_path / "ingest_films.py").write_text(orphan)
+
+    from airbricks.ingestion.dag_factory import source_file_mismatches
+
+    assert source_file_mismatches(tmp_path) == [
+        f"{tmp_path}/ingest_films.py selects source 'films', which {tmp_path}/sources.yaml does not declare "
+        f"(declared: hackernews, github, books): add 'films' under 'sources:' or delete "
+        f"{tmp_path}/ingest_films.py",
+        f"{tmp_path}/sources.yaml: source 'books' has no DAG file {tmp_path}/ingest_books.py: copy "
+        f"{tmp_path}/ingest_github.py to {tmp_path}/ingest_books.py and change the source name in its last "
+        'line to "books"',
+    ]
+    # A copy whose last line still names the source it was copied from is named too.
+    (tmp_path / "ingest_books.py").write_text((DAGS / "ingest_github.py").read_text())
+    (tmp_path / "ingest_films.py").unlink()
+    assert source_file_mismatches(tmp_path) == [
+        f"{tmp_path}/sources.yaml: source 'books': {tmp_path}/ingest_books.py selects source 'github' "
+        'instead; change the source name in its last line to "books"'
+    ]

@@ -104,7 +104,7 @@ def test_a_parse_after_the_preload_imports_no_airbricks_module(tmp_path):
 def test_preload_reports_a_module_that_fails_and_goes_on(caplog):
     from airbricks.preload import preload_dag_modules
 
-    failed = preload_dag_modules(("airbricks.no_such_module", "airbricks.callbacks"))
+    failed = preload_dag_modules(("airbricks.no_such_module", "airbricks.notifications"))
 
     assert failed == ["airbricks.no_such_module"]
     assert "could not import airbricks.no_such_module" in caplog.text

@@ -49,7 +49,7 @@ def failures(monkeypatch) -> list[str]:
     def record(context) -> None:
         messages.append(f"{context['ti'].task_id}: {context.get('exception')}")
 
-    monkeypatch.setattr("airbricks.callbacks.on_task_failure", record)
+    monkeypatch.setattr("airbricks.notifications.on_task_failure", record)
     return messages
 
 

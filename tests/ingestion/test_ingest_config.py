@@ -79,7 +79,7 @@ def test_defaults_merge_and_tags_accumulate():
     assert source.http_conn_id == "http_api"
     assert source.dag_id == "ingest_api"
     assert isinstance(source.datasets["items"].pagination, CursorPagination)
-    assert source.task.on_failure_callback == "airbricks.callbacks.on_task_failure"
+    assert source.task.on_failure_callback == "airbricks.notifications.on_task_failure"
 
 
 def test_yaml_scalars_become_query_strings():
@@ -130,6 +130,29 @@ def test_unknown_top_level_key_and_invalid_yaml(tmp_path):
     bad.write_text("sources: [unclosed")
     with pytest.raises(SourceConfigError, match="not valid YAML"):
         load_sources(bad)
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column_and_says_it_breaks_every_source(tmp_path):
+    """A syntax error cannot be pinned to one source: each source's DAG reports the same precise error."""
+    from airbricks.ingestion.dag_factory import build_source_dag
+
+    file = tmp_path / "sources.yaml"
+    file.write_text(
+        "defaults:\n  owner: team\n  start_date: 2026-01-01\nsources:\n"
+        "  good:\n    schedule: '@daily'\n    datasets: {d: {path: /d}}\n"
+        "  broken:\n    schedule: '@daily'\n     datasets: {d: {path: /d}}\n"  # line 10: one space too many
+    )
+    messages = set()
+    for name in ("good", "broken"):
+        with pytest.raises(SourceConfigError) as info:
+            build_source_dag(file, name)
+        messages.add(str(info.value))
+    (message,) = messages  # the same message from every source's DAG file
+    assert message.startswith(
+        f"{file}:10:6: not valid YAML: did not find expected key (while parsing a block mapping at line 9, "
+        "column 5)."
+    )
+    assert "every source in it (every ingest_<source> DAG) fails to import until this is fixed" in message
 
 
 def test_env_overrides_apply_on_top_of_every_source(monkeypatch, tmp_path):

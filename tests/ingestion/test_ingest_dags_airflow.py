@@ -204,3 +204,40 @@ def test_bad_page_fails_task_and_keeps_previous_partition(env):
     assert _objects(s3, HN_PREFIX) == before  # previous partition untouched, byte for byte
     assert s3.list_keys(BUCKET, "raw/_staging/") == []
     assert len(_asset_events(f"s3://{BUCKET}/raw/hackernews/stories")) == events_before
+
+
+def test_a_missing_connection_fails_the_task_at_once_without_retries(env, monkeypatch):
+    s3, replay = env
+    monkeypatch.delenv("AIRFLOW_CONN_HTTP_HACKERNEWS")
+    run, tis = _run("ingest_hackernews")
+    assert run.state == "failed"
+    assert tis["ingest_stories"].state == "failed"
+    assert tis["ingest_stories"].try_number == 1  # no retry: FAST_RETRIES allows 2, none were spent
+    assert [r for r in replay.requests if r.path == "/api/v1/search_by_date"] == []
+    assert s3.list_keys(BUCKET, HN_PREFIX) == []
+
+
+def test_the_missing_connection_message_names_it_and_how_to_create_it(airflow_db, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airbricks.ingestion.operators import HttpToS3RawOperator
+
+    monkeypatch.delenv("AIRFLOW_CONN_HTTP_BOOKS", raising=False)
+    task = HttpToS3RawOperator(task_id="ingest_items", source="books", dataset="items", path="/items")
+    with pytest.raises(AirflowFailException) as info:
+        task._endpoint()
+    message = str(info.value)
+    assert "books: Airflow connection 'http_books' does not exist (failing without retries" in message
+    assert "airflow connections add http_books --conn-type http --conn-host <api host>" in message
+    assert 'AIRFLOW_CONN_HTTP_BOOKS=\'{"conn_type": "http", "host": "<api host>"}\'' in message
+
+
+def test_a_connection_without_host_fails_at_once(airflow_db, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airbricks.ingestion.operators import HttpToS3RawOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_HTTP_BOOKS", json.dumps({"conn_type": "http"}))
+    task = HttpToS3RawOperator(task_id="ingest_items", source="books", dataset="items", path="/items")
+    with pytest.raises(AirflowFailException, match="connection 'http_books' has no host"):
+        task._endpoint()

@@ -260,3 +260,38 @@ def test_oversized_page_is_refused(replay_server):
         pytest.raises(ApiRequestError, match="max_page_bytes=100"),
     ):
         client.get(client.build_url(replay_server.url + HN))
+
+
+@pytest.mark.integration
+def test_a_client_error_quotes_what_the_api_said_without_the_token(replay_server):
+    token = secrets.token_urlsafe(16)
+    replay_server.add_route(
+        "GET",
+        HN,
+        {"message": f"Bad credentials for {token}", "documentation_url": "https://docs"},
+        status=401,
+    )
+    with (
+        _client(replay_server, auth="bearer", password=token) as client,
+        pytest.raises(ApiRequestError) as info,
+    ):
+        client.get(client.build_url(replay_server.url + HN))
+    message = str(info.value)
+    assert "HTTP 401" in message
+    assert "not retryable; content type 'application/json; charset=utf-8'" in message
+    assert '"message": "Bad credentials for ***"' in message
+    assert token not in message
+
+
+@pytest.mark.faults
+@pytest.mark.integration
+def test_exhausted_attempts_quote_the_last_error_body(replay_server):
+    replay_server.add_route("GET", HN, {"error": "daily quota exceeded"}, status=429)
+    with _client(replay_server) as client, pytest.raises(ApiRequestError) as info:
+        client.get(client.build_url(replay_server.url + HN))
+    message = str(info.value)
+    assert "failed after 4 attempts: HTTP 429" in message
+    assert message.endswith(
+        "(content type 'application/json; charset=utf-8', 33 bytes, "
+        'body: {"error": "daily quota exceeded"})'
+    )

@@ -338,3 +338,98 @@ def test_unusual_paths_use_the_generic_path_only():
     assert _checkers("data.0.items", {"style": "none"})[0].typed is None  # a list index
     assert _checkers("$", HITS_TOTAL)[0].typed is None  # a total inside a page that is a list
     assert _checkers("hits", HITS_TOTAL)[0].typed is not None
+
+
+# ---- what the API said, in the error ------------------------------------------------------------------
+CHALLENGE_PAGE = (
+    "<!DOCTYPE html>\n<html lang='en'>\n  <head><title>Just a moment...</title></head>\n"
+    + "  <body>"
+    + "<div class='spinner'></div>" * 200
+    + "</body>\n</html>\n"
+)
+
+
+def test_an_html_page_error_names_the_content_type_and_quotes_the_page(replay_server):
+    replay_server.add_route("GET", "/h", CHALLENGE_PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
+    with pytest.raises(PageValidationError) as info:
+        _walk(replay_server, "/h", {"style": "none"}, records_path="items")
+    message = str(info.value)
+    assert "src/ds: page 1 (http://127.0.0.1:" in message
+    assert "is not valid JSON" in message
+    assert "content type 'text/html; charset=utf-8'" in message
+    assert f"{len(CHALLENGE_PAGE)} bytes" in message
+    # One line, whitespace collapsed, cut short: enough to recognise the page, not the whole of it.
+    assert "starts: <!DOCTYPE html> <html lang='en'> <head><title>Just a moment...</title></head>" in message
+    assert "\n" not in message
+    assert message.endswith("…")
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize(
+    ("records_path", "expected"),
+    [
+        ("data.items", "records_path 'data.items' not found in the page"),
+        ("error", "records_path 'error' is a str, expected a list"),
+    ],
+)
+def test_a_200_with_a_json_error_body_shows_what_the_api_said(replay_server, records_path, expected):
+    replay_server.add_route("GET", "/q", {"error": "daily quota exceeded"})
+    with pytest.raises(PageValidationError) as info:
+        _walk(replay_server, "/q", {"style": "none"}, records_path=records_path)
+    message = str(info.value)
+    assert expected in message
+    assert "content type 'application/json; charset=utf-8'" in message
+    assert message.endswith('body: {"error": "daily quota exceeded"}')  # short bodies are shown whole
+
+
+def test_a_missing_pagination_total_shows_the_page(replay_server):
+    replay_server.add_route("GET", "/t", {"items": [{"id": 1}], "message": "total moved to meta"})
+    with pytest.raises(PageValidationError, match=r"total_pages_path 'nbPages' missing.*total moved to meta"):
+        _walk(
+            replay_server,
+            "/t",
+            {"style": "page_number", "total_pages_path": "nbPages"},
+            records_path="items",
+        )
+
+
+def test_the_quoted_page_masks_the_connections_secret_and_secret_named_values(replay_server):
+    key = "k3y-" + "x" * 20
+    replay_server.add_route(
+        "GET",
+        "/s",
+        f'{{"error": "invalid api key {key}", "session_token": "tok-123456", "hint": "see docs"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    config = DatasetConfig(path="/s", records_path="items")
+    endpoint = ApiEndpoint(
+        "src",
+        replay_server.url,
+        params={"api_key": key},
+        secret_params=frozenset({"api_key"}),
+        secret_values=frozenset({key}),
+    )
+    with (
+        ApiClient(endpoint, POLICY, sleep=lambda s: None) as client,
+        pytest.raises(PageValidationError) as info,
+    ):
+        list(iter_pages(client, "src", "ds", config))
+    message = str(info.value)
+    assert key not in message
+    assert "tok-123456" not in message
+    assert '"error": "invalid api key ***"' in message
+    assert '"session_token": ***' in message
+    assert '"hint": "see docs"' in message  # the rest stays readable
+    assert replay_server.requests[0].query["api_key"] == key  # the key was really sent
+
+
+def test_describe_body_masks_before_cutting_and_escapes_control_characters():
+    from airbricks.ingestion.http import describe_body
+
+    secret = "s" * 30
+    body = ("a" * 190 + secret + "b" * 100).encode()  # the secret straddles the 200-character cut
+    text = describe_body(body, None, {secret})
+    assert "s" * 10 not in text
+    assert text == "no content type, 320 bytes, starts: " + "a" * 190 + "***" + "b" * 7 + "…"
+    assert describe_body(b"", "application/json") == "content type 'application/json', empty body"
+    assert describe_body(b"\x00\x01ok\xff", "application/octet-stream").endswith("body: ??ok\ufffd")

@@ -350,7 +350,7 @@ def test_synthetic_github_pages_use_link_headers(replay_server: ReplayServer) ->
 # ---- console script ---------------------------------------------------------------------------------------
 def test_console_script_serves_fixtures_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airbricks.replay.cli", "--synthetic", "/s:github:pages=2,per_page=3"],
+        [sys.executable, "-m", "airbricks.local.replay_cli", "--synthetic", "/s:github:pages=2,per_page=3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -368,7 +368,13 @@ def test_console_script_serves_fixtures_and_stops_on_sigterm() -> None:
 
 def test_console_script_reports_an_unset_token_variable() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airbricks.replay.cli", "--token-from-env", "github=AIRBRICKS_TEST_UNSET_VAR"],
+        [
+            sys.executable,
+            "-m",
+            "airbricks.local.replay_cli",
+            "--token-from-env",
+            "github=AIRBRICKS_TEST_UNSET_VAR",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,7 +1,9 @@
 """The Databricks stage of ``make demo``: emulator + bundle, processing DAG on the ingested partition.
 
-It is the last of ``make demo``'s stages (``airbricks.local.demo.STAGE_FACTORIES``) and needs the
-local-services and ingestion stages before it (S3 server, raw partitions, asset events).
+It is the last of ``make demo``'s stages (``airbricks.local.demo.STAGE_FACTORIES``, which loads it by name so
+the demo runner never imports the stages built on it) and needs the local-services and ingestion stages
+before it (S3 server, raw partitions, asset events). It is dev code: it lives beside the demo, not in the
+product package ``airbricks.databricks``, whose DAG ids and settings it only reads.
 
 * ``start``: the Databricks emulator with the repo's bundle (``databricks/``), ``s3://`` parameters mirrored
   from/to the demo's S3 server, the lake bucket, and ``AIRFLOW_CONN_DATABRICKS_DEFAULT`` for Airflow.
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from airbricks.databricks.processing import DATASETS, LAKE_ROOT_ENV
+from airbricks.local.demo import DagRunResult, DemoContext, Stage
 
 LAKE_BUCKET = "airbricks-lake"
 DEMO_DATASET = DATASETS[0]  # hackernews/stories: the replay fixtures hold a full day of it
@@ -30,8 +33,8 @@ def _say(message: str) -> None:
     print(f"[databricks] {message}", flush=True)
 
 
-class DatabricksStage:
-    """See the module docstring. Duck-typed like ``airbricks.local.demo.Stage``."""
+class DatabricksStage(Stage):
+    """See the module docstring."""
 
     name = "databricks"
 
@@ -41,7 +44,7 @@ class DatabricksStage:
         self.gold: Any = None
         self.state: str = "not run"
 
-    def start(self, ctx: Any) -> None:
+    def start(self, ctx: DemoContext) -> None:
         from airbricks.emulator.server import EmulatorServer
         from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
@@ -74,10 +77,10 @@ class DatabricksStage:
         jobs = sorted(self.server.workspace.bundle_job_ids)
         _say(f"emulator on {self.server.url} with bundle jobs {jobs}; lake s3://{LAKE_BUCKET}")
 
-    def dags(self, ctx: Any) -> list[str]:
+    def dags(self, ctx: DemoContext) -> list[str]:
         return [DEMO_DATASET.dag_id]
 
-    def _latest_event(self, ctx: Any) -> dict[str, Any] | None:
+    def _latest_event(self, ctx: DemoContext) -> dict[str, Any] | None:
         uri_suffix = f"/raw/{DEMO_DATASET.source}/{DEMO_DATASET.dataset}"
         events = ctx.require_api().get("/assets/events", limit=100, order_by="-timestamp")
         for event in events.get("asset_events", []):
@@ -85,11 +88,9 @@ class DatabricksStage:
                 return event
         return None
 
-    def run(self, ctx: Any) -> None:
+    def run(self, ctx: DemoContext) -> None:
         """Wait for the run the scheduler creates from ingestion's asset event, then for its end."""
         import time
-
-        from airbricks.local.demo import DagRunResult
 
         event = self._latest_event(ctx)
         if event is None:
@@ -115,7 +116,7 @@ class DatabricksStage:
         ctx.runs[dag_id] = DagRunResult(dag_id, self.run_id)
         self._wait(ctx, dag_id)
 
-    def _wait(self, ctx: Any, dag_id: str) -> None:
+    def _wait(self, ctx: DemoContext, dag_id: str) -> None:
         import time
 
         api = ctx.require_api()
@@ -143,14 +144,14 @@ class DatabricksStage:
             )
             self.gold = entry.get("value")
 
-    def verify(self, ctx: Any) -> list[str]:
+    def verify(self, ctx: DemoContext) -> list[str]:
         if self.state != "success":
             return [f"{DEMO_DATASET.dag_id}: {self.state}"]
         if not isinstance(self.gold, (dict, str)) or not self.gold:
             return [f"{DEMO_DATASET.dag_id}: no gold result in XCom"]
         return []
 
-    def summary(self, ctx: Any) -> list[str]:
+    def summary(self, ctx: DemoContext) -> list[str]:
         lines = [f"{DEMO_DATASET.dag_id}: {self.state}"]
         gold = self.gold
         if isinstance(gold, str):
@@ -173,7 +174,7 @@ class DatabricksStage:
             lines.append(f"lake: {len(keys)} parquet file(s) in s3://{LAKE_BUCKET}/")
         return lines
 
-    def stop(self, ctx: Any) -> None:
+    def stop(self, ctx: DemoContext) -> None:
         server = ctx.services.pop("databricks", None)
         if server is not None:
             server.stop()
