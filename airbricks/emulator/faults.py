@@ -71,6 +71,7 @@ class RunFailure:
     remaining: int
     kind: str  # FAILED | INTERNAL_ERROR
     message: str
+    task_key: str | None = None  # FAILED only: the task that fails (default: the first task that starts)
 
 
 @dataclass
@@ -147,13 +148,21 @@ class Faults:
             )
 
     def fail_runs(
-        self, count: int = 1, kind: str = "FAILED", message: str = "Injected fault: the run failed."
+        self,
+        count: int = 1,
+        kind: str = "FAILED",
+        message: str = "Injected fault: the run failed.",
+        task_key: str | None = None,
     ) -> None:
-        """The next ``count`` runs fail: ``FAILED`` (task error) or ``INTERNAL_ERROR`` (platform error)."""
+        """The next ``count`` runs (or repairs) fail: ``FAILED`` (task error) or ``INTERNAL_ERROR`` (platform
+        error). A ``FAILED`` fault fails the first task that starts, or the task ``task_key`` when given (a
+        run that does not run that task consumes the fault without failing)."""
         if kind not in ("FAILED", "INTERNAL_ERROR"):
             raise invalid(f"kind must be FAILED or INTERNAL_ERROR, got {kind!r}")
+        if task_key is not None and kind != "FAILED":
+            raise invalid("task_key applies to kind FAILED only (INTERNAL_ERROR fails the whole run)")
         with self._lock:
-            self._armed.run_failures.append(RunFailure(int(count), kind, message))
+            self._armed.run_failures.append(RunFailure(int(count), kind, message, task_key))
 
     def clear(self) -> None:
         """Disarm everything."""

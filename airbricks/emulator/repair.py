@@ -8,7 +8,7 @@ from airbricks.emulator.errors import invalid
 from airbricks.emulator.job_store import dependents
 from airbricks.emulator.runs import RunStore, now_ms
 from airbricks.emulator.scheduler import RunScheduler
-from airbricks.emulator.views import state_json, status_json
+from airbricks.emulator.views import original_history_item
 
 
 def repair_run(store: RunStore, scheduler: RunScheduler, body: dict[str, Any]) -> dict[str, Any]:
@@ -17,12 +17,12 @@ def repair_run(store: RunStore, scheduler: RunScheduler, body: dict[str, Any]) -
         run = store.get(body.get("run_id"))
         if run.active:
             raise invalid(f"Run {run.run_id} is still active; it can be repaired only once it has terminated")
-        if body.get("latest_repair_id") is not None and run.repair_history:
-            latest = run.repair_history[-1].get("id")
-            if latest is not None and int(body["latest_repair_id"]) != latest:
-                raise invalid(
-                    f"latest_repair_id {body['latest_repair_id']} is not the latest repair ({latest})"
-                )
+        latest = run.repair_history[-1].get("id") if run.repair_history else None
+        # Databricks: not needed for the first repair of a run, required (and must match) after that.
+        if latest is not None and body.get("latest_repair_id") is None:
+            raise invalid(f"Run {run.run_id} has been repaired: latest_repair_id ({latest}) is required")
+        if latest is not None and int(body["latest_repair_id"]) != latest:
+            raise invalid(f"latest_repair_id {body['latest_repair_id']} is not the latest repair ({latest})")
         by_key = {t.task_key: t for t in run.latest}
         if body.get("rerun_all_failed_tasks"):
             keys = {t.task_key for t in run.latest if t.result_state != "SUCCESS"}
@@ -31,8 +31,8 @@ def repair_run(store: RunStore, scheduler: RunScheduler, body: dict[str, Any]) -
             unknown = sorted(keys - set(by_key))
             if unknown:
                 raise invalid(f"Task(s) {unknown} are not tasks of run {run.run_id}")
-            if body.get("rerun_dependent_tasks"):
-                keys |= dependents(run.settings.get("tasks") or [], keys)
+        if body.get("rerun_dependent_tasks"):  # with rerun_tasks or with rerun_all_failed_tasks
+            keys |= dependents(run.settings.get("tasks") or [], keys)
         if not keys:
             raise invalid("Nothing to repair: give rerun_tasks or rerun_all_failed_tasks with failed tasks")
         if body.get("job_parameters"):
@@ -44,16 +44,7 @@ def repair_run(store: RunStore, scheduler: RunScheduler, body: dict[str, Any]) -
             if body.get(legacy):
                 run.overriding[legacy] = body[legacy]
         if not run.repair_history:
-            run.repair_history.append(
-                {
-                    "type": "ORIGINAL",
-                    "start_time": run.start_time,
-                    "end_time": run.end_time,
-                    "state": state_json(run),
-                    "status": status_json(run),
-                    "task_run_ids": [t.run_id for t in run.tasks],
-                }
-            )
+            run.repair_history.append(original_history_item(run))
         repair_id = store.next_id()
         new_tasks = []
         for old in run.latest:

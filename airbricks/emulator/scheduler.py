@@ -163,7 +163,7 @@ class RunScheduler:
         deadline = time.monotonic() + timeout if timeout else None
         pending = {t.task_key: t for t in to_run}
         workers: dict[str, threading.Thread] = {}
-        fail_first = injected  # a FAILED fault fails the first task that starts
+        fail_first = injected  # a FAILED fault fails the first task that starts (or its task_key)
         while True:
             with self._store.cond:
                 by_key = {t.task_key: t for t in run.latest}  # retries add attempts: rebuild each round
@@ -180,10 +180,14 @@ class RunScheduler:
                     del pending[key]
                     if verdict == "run":
                         task.life_cycle_state = "PENDING"
+                        targeted = fail_first is not None and fail_first.task_key in (None, task.task_key)
                         thread = threading.Thread(
-                            target=self._run_task_safe, args=(run, task, fail_first), daemon=True
+                            target=self._run_task_safe,
+                            args=(run, task, fail_first if targeted else None),
+                            daemon=True,
                         )
-                        fail_first = None
+                        if targeted:
+                            fail_first = None
                         workers[key] = thread
                         thread.start()
                     else:

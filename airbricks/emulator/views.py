@@ -44,6 +44,18 @@ def status_json(obj: Run | TaskRun) -> dict[str, Any]:
     return status
 
 
+def original_history_item(run: Run) -> dict[str, Any]:
+    """The ``ORIGINAL`` entry of a run's ``repair_history`` (the run before any repair)."""
+    return {
+        "type": "ORIGINAL",
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "state": state_json(run),
+        "status": status_json(run),
+        "task_run_ids": [t.run_id for t in run.tasks],
+    }
+
+
 def _url(run: Run, run_id: int, base_url: str) -> str:
     return f"{base_url}/#job/{run.job_id or 0}/run/{run_id}"
 
@@ -129,12 +141,12 @@ def run_json(run: Run, expand_tasks: bool, base_url: str) -> dict[str, Any]:
         ]
     if run.overriding:
         body["overriding_parameters"] = copy.deepcopy(run.overriding)
-    if run.repair_history:
-        history = copy.deepcopy(run.repair_history)
-        if history[-1].get("state") is None:
-            history[-1]["state"] = state_json(run)
-            history[-1]["status"] = status_json(run)
-        body["repair_history"] = history
+    # The ORIGINAL entry is there before any repair too (the provider's get_latest_repair_id needs it).
+    history = copy.deepcopy(run.repair_history) or [original_history_item(run)]
+    if history[-1].get("state") is None:
+        history[-1]["state"] = state_json(run)
+        history[-1]["status"] = status_json(run)
+    body["repair_history"] = history
     clusters = {t.cluster_id for t in run.latest if t.cluster_id}
     if len(clusters) == 1:
         body["cluster_instance"] = {"cluster_id": clusters.pop(), "spark_context_id": "0"}

@@ -174,6 +174,43 @@ def test_repair_reruns_failed_tasks_with_history(sdk, databricks_emulator, tmp_p
     assert repaired.repair_history[1].task_run_ids == [t.run_id for t in repaired.tasks[2:]]
 
 
+def test_repair_semantics_match_databricks(sdk, databricks_emulator):
+    """Only the failed task and its downstream re-run, with overridden job parameters, on one new job
+    cluster per repair; the ORIGINAL entry is listed before any repair; later repairs need the latest id."""
+    job_id = databricks_emulator.job_id("greet")
+    databricks_emulator.faults.fail_runs(count=1, task_key="count", message="Injected: count failed")
+    run = sdk.jobs.run_now(job_id).result()
+    assert [(t.task_key, t.state.result_state.value) for t in run.tasks] == [
+        ("greet", "SUCCESS"),
+        ("count", "FAILED"),
+    ]
+    original = sdk.jobs.get_run(run.run_id, include_history=True)
+    assert [h.type.value for h in original.repair_history] == ["ORIGINAL"]
+
+    first = sdk.jobs.repair_run(run.run_id, rerun_all_failed_tasks=True).result()
+    assert first.state.result_state.value == "SUCCESS"
+    assert [t.task_key for t in first.tasks] == ["greet", "count", "count"]  # greet (SUCCESS) kept
+    with pytest.raises(InvalidParameterValue, match="latest_repair_id"):
+        sdk.jobs.repair_run(run.run_id, rerun_tasks=["greet"])
+
+    repair_id = first.repair_history[-1].id
+    second = sdk.jobs.repair_run(
+        run.run_id,
+        latest_repair_id=repair_id,
+        rerun_tasks=["greet"],
+        rerun_dependent_tasks=True,
+        job_parameters={"who": "repair"},
+    ).result()
+    assert [t.task_key for t in second.tasks] == ["greet", "count", "count", "greet", "count"]
+    assert [h.type.value for h in second.repair_history] == ["ORIGINAL", "REPAIR", "REPAIR"]
+    assert {p.name: p.value for p in second.job_parameters}["who"] == "repair"
+    clusters = [t.cluster_instance.cluster_id for t in second.tasks]
+    # one job cluster for the original run and a new one for each repair, shared by its tasks
+    assert clusters[0] == clusters[1]
+    assert clusters[3] == clusters[4]
+    assert len({clusters[0], clusters[2], clusters[3]}) == 3
+
+
 def test_runs_list_filters_and_paginates(sdk, databricks_emulator):
     job_id = databricks_emulator.job_id("greet")
     runs = [sdk.jobs.run_now(job_id) for _ in range(3)]
