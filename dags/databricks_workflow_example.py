@@ -2,7 +2,8 @@
 
 ``DatabricksWorkflowTaskGroup`` turns the notebook tasks inside it into one Databricks job (created or
 reset as ``<dag_id>.<group_id>``) with a single ``job_clusters`` entry: the cluster starts once, runs
-bronze -> silver -> gold, and terminates with the run, while Airflow still shows (and can retry) each task.
+bronze -> silver -> gold, and terminates with the run, while Airflow still shows each task. A retry or a
+clear of a failed layer repairs the Databricks run: only the failed tasks and their downstream re-run.
 For pipelines deployed as bundle jobs, ``databricks_processing`` (run-now by job name) is the same idea.
 Trigger it by hand with conf ``partition_path`` / ``output_root`` (unset keys take the defaults below).
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 from airflow.sdk import DAG, chain
 
+from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
 from airbricks.notifications import on_task_failure
 
 NOTEBOOK = os.environ.get(
@@ -68,7 +69,9 @@ with (
     ) as workflow,
 ):
     layers = [
-        DatabricksNotebookOperator(
+        # The provider's DatabricksNotebookOperator, plus repair: a retry or a clear of a failed layer
+        # repairs the run (only failed Databricks tasks and their downstream re-run), see docs/DATABRICKS.md.
+        AirbricksDatabricksNotebookOperator(
             task_id=layer,
             databricks_conn_id=CONN_ID,
             notebook_path=NOTEBOOK,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.databricks.hooks.databricks import GET_RUN_ENDPOINT, RunState
+from airflow.providers.databricks.hooks.databricks import RunState
 from airflow.providers.databricks.operators.databricks import (
     DatabricksRunNowOperator,
     DatabricksSubmitRunOperator,
@@ -31,6 +31,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airbricks import metrics
 from airbricks.databricks.hooks import AirbricksDatabricksHook, DatabricksHookOwner
+from airbricks.databricks.repair import get_run_with_history, repair_failed_tasks, run_state
 from airbricks.databricks.retry import token_for_context
 from airbricks.databricks.triggers import AirbricksDatabricksExecutionTrigger
 
@@ -45,6 +46,13 @@ TAG_RUN_ID = "airflow_run_id"
 TAG_TASK_ID = "airflow_task_id"
 CLUSTER_FAILED_STATES = frozenset({"TERMINATING", "TERMINATED", "ERROR", "UNKNOWN"})
 MAX_ERROR_TRACE_CHARS = 2000
+# Task state (Airflow 3.3 task_state_store, kept across retries and clears of the task in its DAG run):
+# the Databricks run a try of AirbricksDatabricksRunNowOperator started, so a later try can repair it.
+TASK_STATE_RUN_KEY = "airbricks_databricks_run_id"
+
+
+def _try_number(context: Context) -> int:
+    return int(getattr(context.get("ti"), "try_number", 1) or 1)
 
 
 def _clear_number(context: Context) -> int:
@@ -95,31 +103,6 @@ class _IdempotentRunMixin(_AirbricksHookMixin):
         self.idempotency_token = token_for_context(context, salt=f"{salt}|clear={_clear_number(context)}")
         self.log.info("Idempotency token for this task of this DAG run: %s", self.idempotency_token)  # type: ignore[attr-defined]
 
-    def _repair_if_earlier_attempt_failed(
-        self, hook: AirbricksDatabricksHook, run_id: int, json: dict
-    ) -> None:
-        """A reused token may return a run an earlier attempt saw fail: repair it rather than fail again."""
-        run = hook._do_api_call(GET_RUN_ENDPOINT, {"run_id": run_id, "include_history": "true"})
-        state = RunState(**run["state"])
-        if not state.is_terminal or state.is_successful:
-            return
-        self.log.warning(  # type: ignore[attr-defined]
-            "Run %s (started by an earlier attempt of this task) ended %s/%s: %s. Repairing it (re-running "
-            "its failed tasks) instead of starting a duplicate run. %s",
-            run_id,
-            state.life_cycle_state,
-            state.result_state,
-            state.state_message,
-            run.get("run_page_url", ""),
-        )
-        repair: dict[str, Any] = {"run_id": run_id, "rerun_all_failed_tasks": True}
-        history = run.get("repair_history") or []
-        if len(history) > 1:
-            repair["latest_repair_id"] = history[-1]["id"]
-        if json.get("job_parameters"):
-            repair["job_parameters"] = json["job_parameters"]
-        hook.repair_run(repair)
-
     def poll_until_complete(self, external_id: Any, context: Context) -> None:
         # The provider's failure message names the failed tasks' errors but not the run page: add it.
         try:
@@ -157,12 +140,24 @@ class AirbricksDatabricksRunNowOperator(_IdempotentRunMixin, DatabricksRunNowOpe
     ``deferrable``, ...), plus the following. Unlike the provider's operator it returns the run id
     (XCom ``return_value``), so a downstream mapped task can expand over it.
 
+    **Repair.** Each try records its run id in the task's state (Airflow's ``task_state_store``, which
+    survives retries and clears within the DAG run). A later try of the task, an automatic retry or a
+    clear of the failed task from the UI/CLI/API, takes that run over: it follows it if it is still going,
+    and if it failed it **repairs** it (``runs/repair`` with the latest repair id: only the failed tasks
+    and their downstream tasks re-run, in the same run, with this try's job parameters) instead of
+    starting the whole job again. A run that succeeded is not reused by a clear: clearing a successful task
+    processes the data again in a fresh run.
+
     :param derive_idempotency_token: when no ``idempotency_token`` is given, derive one from dag_id, run_id,
-        task_id, map_index and the DAG run's clear number (64 hex characters). A retry then attaches to the
-        run the first attempt started; if that run had failed, the retry repairs it (failed tasks re-run).
+        task_id, map_index and the DAG run's clear number (64 hex characters). A retry whose first
+        ``run-now`` response was lost then gets the run that call started instead of a duplicate.
     """
 
     def __init__(self, *, derive_idempotency_token: bool = True, **kwargs: Any) -> None:
+        # The provider's own durable mode (Airflow 3.3 task state) reconnects to an active run but re-submits
+        # a failed one and silently reuses a succeeded one even after a clear; _start_run does all three
+        # the way described above, for the deferrable and the polling path alike.
+        kwargs.setdefault("durable", False)
         super().__init__(**kwargs)
         self.derive_idempotency_token = derive_idempotency_token
 
@@ -171,14 +166,55 @@ class AirbricksDatabricksRunNowOperator(_IdempotentRunMixin, DatabricksRunNowOpe
         return self._get_hook(caller=type(self).__name__)
 
     def _start_run(self, context: Context) -> int:
+        """Start the job run, or take over the one an earlier try of this task left: follow it if it is
+        still going, repair it (failed tasks and their downstream only) if it failed."""
         json = self._prepare_run_now_json(context)
+        store = context.get("task_state_store")
+        earlier = store.get(TASK_STATE_RUN_KEY) if store is not None else None
+        if earlier is not None and self._resume(int(earlier), json, earlier_try=True):
+            return self.run_id
         self.run_id = self._hook.run_now(json)
         self.log.info("Run-now returned run_id %s", self.run_id)
-        # Only a retry can get back a run an earlier attempt started; on a first attempt a run that is
-        # already failed just failed on its own and is reported as such, not repaired.
-        if int(getattr(context.get("ti"), "try_number", 1) or 1) > 1:
-            self._repair_if_earlier_attempt_failed(self._hook, self.run_id, json)
+        if store is not None:
+            store.set(TASK_STATE_RUN_KEY, self.run_id)
+        # The token hands a retry the run its first try started (also when that try could not record it).
+        # On a first try a run that is already failed just failed on its own and is reported as such.
+        if _try_number(context) > 1 and self.run_id != earlier:
+            self._resume(self.run_id, json, earlier_try=False)
         return self.run_id
+
+    def _resume(self, run_id: int, json: dict[str, Any], *, earlier_try: bool) -> bool:
+        """Take over ``run_id``: True when this try follows it (still active, or repaired now).
+
+        A succeeded run recorded by an earlier try is not reused (False): the task was cleared on purpose to
+        process the data again, so a fresh run starts.
+        """
+        try:
+            run = get_run_with_history(self._hook, run_id)
+        except AirflowException as err:
+            if earlier_try:
+                self.log.warning(
+                    "Run %s of an earlier try is unreadable (%s); starting a new run", run_id, err
+                )
+                return False
+            raise
+        state = run_state(run)
+        self.run_id = run_id
+        if not state.is_terminal:
+            self.log.info("Following run %s, still %s", run_id, state.life_cycle_state)
+            return True
+        if state.is_successful:
+            return not earlier_try
+        self.log.warning(
+            "Run %s (started by an earlier try of this task) ended %s/%s: %s. Repairing it: only its failed "
+            "tasks and their downstream tasks re-run",
+            run_id,
+            state.life_cycle_state,
+            state.result_state,
+            state.state_message,
+        )
+        repair_failed_tasks(self._hook, run, job_parameters=json.get("job_parameters"), log=self.log)
+        return True
 
     def execute(self, context: Context) -> Any:
         self._ensure_idempotency_token(context, salt=str(self.job_name or self.job_id or ""))

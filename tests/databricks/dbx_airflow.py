@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import runpy
 from datetime import timedelta
@@ -10,6 +11,23 @@ from typing import Any
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DAGS = REPO_ROOT / "dags"
 OPS_BUNDLE = pathlib.Path(__file__).resolve().parent / "ops_bundle"
+PARTITION = "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/"
+MANUAL_CONF = {
+    "partition_path": PARTITION,
+    "interval_start": "2026-11-20T00:00:00+00:00",
+    "interval_end": "2026-11-21T00:00:00+00:00",
+}
+
+
+def use_emulator(emulator: Any, monkeypatch: Any, tmp_path: pathlib.Path) -> Any:
+    """Point the DAGs (parsed after this) at the emulator with the stand-in bundle's notebook."""
+    for name, value in emulator.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRBRICKS_LAKE_ROOT", "s3://test-lake")
+    # Failure notifications keep their rate-limit state locally (the default is an S3 bucket).
+    monkeypatch.setenv("AIRBRICKS_NOTIFY_STATE_URL", f"file://{tmp_path}/notify-state")
+    monkeypatch.setenv("AIRBRICKS_DATABRICKS_NOTEBOOK", str(OPS_BUNDLE / "src" / "medallion_layer.py"))
+    return emulator
 
 
 def load_dag(file_name: str, dag_id: str, *, retries: int | None = None) -> Any:
@@ -83,3 +101,53 @@ class RecordingTaskInstance:
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
         return self.xcoms.get((task_ids, key))
+
+
+def clear_and_resume(dag: Any, dag_run: Any, task_ids: list[str]) -> Any:
+    """Clear ``task_ids`` of a finished ``dag.test()`` run, as the UI's Clear does, and run it on.
+
+    ``dag.test()`` always starts a new run (it deletes an existing one, and the task state with it), so
+    this is its scheduling loop over the SAME run: Airflow's ``clear_task_instances`` (what the REST API's
+    clear calls), then ``update_state`` and ``dag.test``'s own task runner until the run finishes.
+    Returns the refreshed DAG run.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task  # dag.test()'s runner (test support only)
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.settings import Session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    session = Session()
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    # As dag.test() does: the serialized DAG loses its callbacks, the run's state update calls them.
+    scheduler_dag.on_success_callback = dag.on_success_callback
+    scheduler_dag.on_failure_callback = dag.on_failure_callback
+
+    def load() -> Any:
+        found = session.query(DagRun).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).one()
+        found.dag = scheduler_dag
+        return found
+
+    run = load()
+    tis = [ti for ti in run.get_task_instances(session=session) if ti.task_id in task_ids]
+    assert {ti.task_id for ti in tis} == set(task_ids), f"no such tasks in the run: {task_ids}"
+    clear_task_instances(tis, session, dag_run_state=DagRunState.RUNNING)
+    session.commit()
+    while run.state == DagRunState.RUNNING:
+        session.expire_all()
+        run = load()
+        schedulable, _ = run.update_state(session=session)
+        for ti in schedulable:
+            ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        for ti in [
+            t for t in run.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
+        ]:
+            try:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+            except Exception:  # as in dag.test(): the failure is in the task instance's state
+                logging.getLogger(__name__).exception("task %s failed", ti.task_id)
+    session.close()
+    return load()

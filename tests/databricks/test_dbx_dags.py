@@ -8,16 +8,19 @@ import threading
 
 import pytest
 import requests
-from dbx_airflow import DAGS, OPS_BUNDLE, load_dag, task_states, try_numbers, xcom_values
+from dbx_airflow import (
+    DAGS,
+    MANUAL_CONF,
+    OPS_BUNDLE,
+    PARTITION,
+    load_dag,
+    task_states,
+    try_numbers,
+    use_emulator,
+    xcom_values,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-
-PARTITION = "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/"
-MANUAL_CONF = {
-    "partition_path": PARTITION,
-    "interval_start": "2026-11-20T00:00:00+00:00",
-    "interval_end": "2026-11-21T00:00:00+00:00",
-}
 
 
 @pytest.fixture
@@ -27,13 +30,7 @@ def databricks_bundle_dir():
 
 @pytest.fixture
 def dbx(databricks_emulator, airflow_db, monkeypatch, tmp_path):
-    for name, value in databricks_emulator.airflow_conn_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRBRICKS_LAKE_ROOT", "s3://test-lake")
-    # Failure notifications keep their rate-limit state locally (the default is an S3 bucket).
-    monkeypatch.setenv("AIRBRICKS_NOTIFY_STATE_URL", f"file://{tmp_path}/notify-state")
-    monkeypatch.setenv("AIRBRICKS_DATABRICKS_NOTEBOOK", str(OPS_BUNDLE / "src" / "medallion_layer.py"))
-    return databricks_emulator
+    return use_emulator(databricks_emulator, monkeypatch, tmp_path)
 
 
 def _all_purpose_clusters(dbx) -> list[dict]:
