@@ -181,7 +181,8 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
     """The processing DAG of one dataset (see the module docstring)."""
     from airflow.sdk import DAG, task
 
-    from airbricks.databricks.operators import AirbricksDatabricksRunNowOperator, DatabricksRunResultOperator
+    from airbricks.databricks.medallion import MedallionRunNowOperator
+    from airbricks.databricks.operators import DatabricksRunResultOperator
     from airbricks.ingestion.assets import raw_asset, raw_bucket
     from airbricks.notifications import (
         freshness_deadline,
@@ -228,13 +229,15 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
                 context.get("triggering_asset_events"), asset.uri, dict(context["params"]), output_root
             )
 
-        run = AirbricksDatabricksRunNowOperator.partial(
+        run = MedallionRunNowOperator.partial(
             task_id="run_medallion_job",
             job_name=job_name(spec.job_name),
             databricks_conn_id=conn_id,
             deferrable=True,
             polling_period_seconds=15,
             forward_dag_params=False,
+            # With OpenLineage configured, the job gets the parent run as job parameter OPENLINEAGE_CONTEXT.
+            openlineage_inject_parent_job_info=True,
             execution_timeout=timedelta(hours=2),
         ).expand(job_parameters=(partitions := raw_partitions()))
 

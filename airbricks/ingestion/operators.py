@@ -159,4 +159,35 @@ class HttpToS3RawOperator(BaseOperator):
         )
         summary = result.as_dict()
         context["outlet_events"][self.asset].extra = summary
+        self._summary = summary
         return summary
+
+    # ---- OpenLineage (the provider's listener calls this after execute; docs/LINEAGE.md) --------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage of the run: the API endpoint (no query string) in, the published raw partition out, with
+        its records, bytes and pages."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from airflow.sdk import BaseHook
+        from openlineage.client.facet_v2 import output_statistics_output_dataset
+
+        from airbricks.ingestion.http import base_url_from_connection
+        from airbricks.lineage import ol_dataset
+        from airbricks.partitions import RawPartition
+
+        summary = getattr(self, "_summary", None)
+        if summary:
+            partition = RawPartition.from_uri(str(summary["partition"]), bucket=self.bucket)
+        else:  # not executed in this process (the listener runs right after execute, so not expected)
+            context = task_instance.get_template_context()
+            partition = RawPartition.for_interval(
+                self.source, self.dataset, context["data_interval_start"], context["data_interval_end"]
+            )
+        api = base_url_from_connection(BaseHook.get_connection(self.http_conn_id)) + self.path
+        facets = {}
+        if summary:
+            facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=summary.get("records"), size=summary.get("bytes"), fileCount=summary.get("pages")
+            )
+        return OperatorLineage(
+            inputs=[ol_dataset(api)], outputs=[ol_dataset(partition.uri(self.bucket), facets)]
+        )

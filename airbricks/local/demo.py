@@ -472,8 +472,22 @@ def _databricks_stage() -> Stage:
     return load_stage(DATABRICKS_STAGE)
 
 
+#: The lineage stage: OpenLineage to a file, printed back as one chain (docs/LINEAGE.md). Loaded by name
+#: like the Databricks stage.
+LINEAGE_STAGE = "airbricks.local.lineage_demo:LineageStage"
+
+
+def _lineage_stage() -> Stage:
+    return load_stage(LINEAGE_STAGE)
+
+
 #: The demo, in order. Append a factory (a class or a function returning a Stage) to extend it.
-STAGE_FACTORIES: list[Callable[[], Stage]] = [LocalServicesStage, IngestionStage, _databricks_stage]
+STAGE_FACTORIES: list[Callable[[], Stage]] = [
+    LocalServicesStage,
+    IngestionStage,
+    _databricks_stage,
+    _lineage_stage,
+]
 
 
 def load_stage(spec: str) -> Stage:

@@ -12,7 +12,9 @@ from airbricks.databricks.processing import DATASETS, GOLD_TASK_KEY, processed_d
 
 BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "databricks"
 DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
-JOB_PARAMETERS = {"partition_path", "interval_start", "interval_end", "output_root"}
+# OPENLINEAGE_CONTEXT: set by the provider's OpenLineage parent-run injection (docs/LINEAGE.md); Databricks
+# refuses run-now job parameters a job does not declare.
+JOB_PARAMETERS = {"partition_path", "interval_start", "interval_end", "output_root", "OPENLINEAGE_CONTEXT"}
 
 
 def _bundle_jobs() -> dict[str, tuple[pathlib.Path, dict]]:

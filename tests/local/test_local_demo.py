@@ -63,6 +63,20 @@ def test_demo_runs_the_ingestion_dags_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"ingest_hackernews\.ingest_stories: .*429.*retrying", output)
     assert re.search(r"login: admin / \S+ \(generated for this run\)", output)
     assert "OK in" in output
+    # The lineage stage read the OpenLineage file back as one chain (its verify fails the demo otherwise).
+    chain = output[output.index("lineage: ") :]
+    hops = [
+        "-> ingest_hackernews.ingest_stories (run ",
+        "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-19",
+        "-> databricks_hackernews_stories.run_medallion_job.bronze (run ",
+        "s3://airbricks-lake/hackernews/stories/bronze/dt=2026-11-19",
+        "-> databricks_hackernews_stories.run_medallion_job.silver (run ",
+        "-> databricks_hackernews_stories.run_medallion_job.gold (run ",
+        "s3://airbricks-lake/hackernews/stories/gold/authors/dt=2026-11-19",
+    ]
+    positions = [chain.find(hop) for hop in hops]
+    assert -1 not in positions, f"lineage chain incomplete:\n{chain}"
+    assert positions == sorted(positions), f"lineage chain out of order:\n{chain}"
     # Generated secrets: the password file exists, is private and differs from any fixed default.
     password_file = tmp_path / "demo" / "airflow" / "simple_auth_manager_passwords.json.generated"
     assert oct(password_file.stat().st_mode & 0o777) == "0o600"

@@ -19,4 +19,6 @@ if dbutils.widgets.get("fail_layer") == layer:  # noqa: F821
     raise ValueError(f"deliberate failure in the {layer} layer of {params['partition_path']}")
 
 result = {**params, "summary": {"stories": 2, "top_authors": [{"author": "alice", "stories": 2}]}}
+if layer == "gold":  # like airbricks_jobs.pipeline.run_layer: the gold tables it wrote
+    result["tables"] = {"authors": {"rows": 1}, "domains": {"rows": 1}}
 dbutils.notebook.exit(json.dumps(result))  # noqa: F821
