@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 # tests/dags/test_dag_preload.py fails, naming the module, when a DAG file starts importing one not listed.
 DAG_PARSE_MODULES = (
     # airbricks, imported by the DAG files
+    "airbricks.databricks.medallion",
     "airbricks.databricks.operators",
     "airbricks.databricks.processing",
     "airbricks.databricks.sensors",
+    "airbricks.databricks.workflow",
     "airbricks.ingestion.dag_factory",
     "airbricks.ingestion.operators",
     "airbricks.notifications",
