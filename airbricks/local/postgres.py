@@ -6,8 +6,9 @@ and next to other sessions. PostgreSQL refuses to run as root; when this process
 ``nobody`` (``setpriv``) in a data directory it owns.
 
 Pointing at an existing server instead: set ``AIRBRICKS_POSTGRES_URL`` (a SQLAlchemy URL of a role that may
-create databases, e.g. ``postgresql+psycopg2://airflow:secret@db.example:5432/postgres``);
-:func:`database_url` then creates a fresh database there and nothing is started.
+create databases, e.g. ``postgresql+psycopg2://airflow@db.example:5432/postgres``, password from libpq's
+``PGPASSWORD`` or ``~/.pgpass``); :func:`session_database_url` then creates a fresh database there and
+nothing is started.
 """
 
 from __future__ import annotations
