@@ -101,8 +101,12 @@ dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observabi
 # Databricks workspace emulator (docs/EMULATOR.md)
 .PHONY: emulator
 EMULATOR_PORT ?= 8765
-emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
-	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
+EMULATOR_STATE_DIR ?= .demo/emulator
+# s3:// job parameters are mirrored from/to this endpoint; empty: a local moto S3 with the bundle's buckets.
+EMULATOR_S3_ENDPOINT ?=
+EMULATOR_S3 = $(if $(EMULATOR_S3_ENDPOINT),--s3-endpoint-url $(EMULATOR_S3_ENDPOINT),--local-s3 --local-s3-bucket airbricks-raw --local-s3-bucket airbricks-lake)
+emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator + local S3 (EMULATOR_S3_ENDPOINT=URL for yours)
+	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
 
 # Benchmarks (docs/PERFORMANCE.md)
 .PHONY: bench
