@@ -49,8 +49,6 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
 	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
 
-# ---- Targets added by later components go below, one block each ---------------------------------
-
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
@@ -87,23 +85,24 @@ kind-smoke: ## Trigger the demo DAGs on kind through the REST API and wait for s
 image: ## Build the airbricks Airflow image (cicd/Dockerfile) with Docker
 	@scripts/kind.sh image
 
-# Observability (docs/OBSERVABILITY.md)
+# ---- Observability (docs/OBSERVABILITY.md) -------------------------------------------------------
 .PHONY: dashboard
 dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observability/dashboard.py
 	$(PY) observability/dashboard.py
 
-# Databricks workspace emulator (docs/EMULATOR.md)
+# ---- Databricks workspace emulator (docs/EMULATOR.md) --------------------------------------------
 .PHONY: emulator
 EMULATOR_PORT ?= 8765
 emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
 	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
 
-# Benchmarks (docs/PERFORMANCE.md)
+# ---- Benchmarks (docs/PERFORMANCE.md) ------------------------------------------------------------
 .PHONY: bench
 bench: $(VENV_STAMP) ## Run the benchmarks offline (<15 min): bench/results.json + docs/PERFORMANCE.md; fails on a missed target
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# CI/CD (.github/workflows/, docs/CICD.md): the chart gate CI runs, runnable locally with the same command.
+# ---- CI/CD (.github/workflows/, docs/CICD.md) ----------------------------------------------------
+# The chart gate CI runs, runnable locally with the same command.
 CHART_ENVS ?= local prod
 CHART_KUBE_VERSION ?= 1.33
 .PHONY: chart-deps chart-validate
