@@ -49,6 +49,11 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
 	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
 
+# ---- One DAG on the local stand-ins (airbricks/local/run_dag.py, docs/INGESTION.md) --------------
+.PHONY: run-dag
+run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make run-dag DAG=ingest_hackernews DATE=2026-11-19 [HOUR=05]
+	$(PY) -m airbricks.local.run_dag "$(DAG)" "$(DATE)" $(if $(HOUR),--hour "$(HOUR)") $(RUN_DAG_ARGS)
+
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
