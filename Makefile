@@ -46,8 +46,9 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: demo
-demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
-	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
+DB ?= sqlite
+demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DB=postgres, DEMO_ARGS=--keep-running)
+	$(PY) -m airbricks.local.demo --db $(DB) $(DEMO_ARGS)
 
 # ---- Targets added by later components go below, one block each ---------------------------------
 
@@ -59,10 +60,10 @@ run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make 
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
-reliability: $(VENV_STAMP) ## Inject every fault (API, S3, Databricks), print one line each + the summary; fails on any loss/leak
+reliability: $(VENV_STAMP) system-packages ## Inject every fault (API, S3, Databricks, Airflow processes) on PostgreSQL, print one line each + the summary; fails on any loss/leak
 	@rm -f $(RELIABILITY_REPORT)
 	@status=0; \
-	AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
+	AIRBRICKS_TEST_DB=postgres AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
 	exit $$status
 
