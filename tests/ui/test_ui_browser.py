@@ -72,7 +72,10 @@ def test_the_demo_ui_shows_dags_assets_runs_logs_and_the_databricks_run(
         PROCESSING_DAG,
         processing_run,
         DATABRICKS_TASK,
-        lines=[f"Run submitted with run_id: {databricks_run_id}", "Job run completed successfully."],
+        lines=[
+            f"Run-now returned run_id {databricks_run_id}",  # airbricks' run-now (or repair) of the job
+            "Job run completed successfully.",  # the provider, once the trigger saw the run end
+        ],
         map_index=0,
     )
     href = ui.extra_link(PROCESSING_DAG, processing_run, DATABRICKS_TASK, DATABRICKS_LINK, map_index=0)
