@@ -46,18 +46,24 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: demo
-demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
-	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
+DB ?= sqlite
+demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DB=postgres, DEMO_ARGS=--keep-running)
+	$(PY) -m airbricks.local.demo --db $(DB) $(DEMO_ARGS)
 
 # ---- Targets added by later components go below, one block each ---------------------------------
+
+# ---- One DAG on the local stand-ins (airbricks/local/run_dag.py, docs/INGESTION.md) -------------------
+.PHONY: run-dag
+run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make run-dag DAG=ingest_hackernews DATE=2026-11-19 [HOUR=05]
+	$(PY) -m airbricks.local.run_dag "$(DAG)" "$(DATE)" $(if $(HOUR),--hour "$(HOUR)") $(RUN_DAG_ARGS)
 
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
-reliability: $(VENV_STAMP) ## Inject every fault (API, S3, Databricks), print one line each + the summary; fails on any loss/leak
+reliability: $(VENV_STAMP) system-packages ## Inject every fault (API, S3, Databricks, Airflow processes) on PostgreSQL, print one line each + the summary; fails on any loss/leak
 	@rm -f $(RELIABILITY_REPORT)
 	@status=0; \
-	AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
+	AIRBRICKS_TEST_DB=postgres AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
 	exit $$status
 
@@ -95,8 +101,12 @@ dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observabi
 # Databricks workspace emulator (docs/EMULATOR.md)
 .PHONY: emulator
 EMULATOR_PORT ?= 8765
-emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
-	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
+EMULATOR_STATE_DIR ?= .demo/emulator
+# s3:// job parameters are mirrored from/to this endpoint; empty: a local moto S3 with the bundle's buckets.
+EMULATOR_S3_ENDPOINT ?=
+EMULATOR_S3 = $(if $(EMULATOR_S3_ENDPOINT),--s3-endpoint-url $(EMULATOR_S3_ENDPOINT),--local-s3 --local-s3-bucket airbricks-raw --local-s3-bucket airbricks-lake)
+emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator + local S3 (EMULATOR_S3_ENDPOINT=URL for yours)
+	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
 
 # Benchmarks (docs/PERFORMANCE.md)
 .PHONY: bench

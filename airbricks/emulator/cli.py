@@ -15,6 +15,10 @@ import signal
 import sys
 import tempfile
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airbricks.local.s3 import S3Server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--s3-endpoint-url", help="S3 endpoint for s3:// parameter mirroring (see docs/EMULATOR.md)"
+    )
+    parser.add_argument(
+        "--local-s3",
+        action="store_true",
+        help="start a local S3 server (moto, free port) and mirror s3:// parameters from/to it",
+    )
+    parser.add_argument(
+        "--local-s3-bucket",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="bucket to create in the --local-s3 server (repeatable)",
     )
     parser.add_argument(
         "--storage-dir", type=pathlib.Path, help="root of the local S3 mirrors (default <state-dir>/storage)"
@@ -88,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(token)
         token_note = f"generated token written to {token_file}"
 
+    if args.local_s3 and args.s3_endpoint_url:
+        print("airbricks-emulator: give --local-s3 or --s3-endpoint-url, not both", file=sys.stderr)
+        return 2
+    local_s3 = _start_local_s3(args.local_s3_bucket) if args.local_s3 else None
+    s3_endpoint_url = local_s3.endpoint_url if local_s3 is not None else args.s3_endpoint_url
+
     from airbricks.emulator.bundle import BundleError
     from airbricks.emulator.server import EmulatorServer
 
@@ -100,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             bundle_dir=args.bundle,
             target=args.target,
             variables=variables,
-            s3_endpoint_url=args.s3_endpoint_url,
+            s3_endpoint_url=s3_endpoint_url,
             storage_dir=args.storage_dir,
             cluster_start_seconds=args.cluster_start_seconds,
             spark_driver_memory=args.spark_driver_memory,
@@ -124,12 +146,49 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    if local_s3 is not None:
+        buckets = ", ".join(f"s3://{name}" for name in args.local_s3_bucket) or "none yet"
+        print(
+            f"local S3 (moto) on {local_s3.endpoint_url} (buckets: {buckets}); s3:// parameters are mirrored "
+            "from/to it. Put input there with any S3 client, e.g. "
+            f"aws --endpoint-url {local_s3.endpoint_url} s3 cp ... (any access key)",
+            flush=True,
+        )
+    elif not s3_endpoint_url:
+        print(
+            "no S3 endpoint: s3:// parameters reach the job code unchanged and Spark cannot read them; "
+            "use --local-s3 or --s3-endpoint-url URL to run jobs that read or write s3://",
+            flush=True,
+        )
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
+    if local_s3 is not None:
+        local_s3.stop()
     return 0
+
+
+def _start_local_s3(buckets: list[str]) -> S3Server:
+    """The moto S3 server of the local stack, with ``buckets``; this process's S3 clients get its keys."""
+    from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY, S3Server
+
+    # The storage mirror's boto3 client reads the default chain: never send real credentials to moto.
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+        }
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    server = S3Server().start()
+    for name in buckets:
+        server.create_bucket(name)
+    return server
 
 
 if __name__ == "__main__":
