@@ -8,6 +8,7 @@ generated. It is never printed: a generated token is written to ``--token-file``
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pathlib
 import secrets
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         help="Spark Connect servers started ahead for next clusters (default 1; 0: each starts at RUNNING)",
     )
     parser.add_argument("--public-url", help="URL clients use to reach the emulator (for run_page_url)")
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument(
         "--max-retry-interval-seconds",
         type=float,
@@ -81,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # One line per request from airbricks.emulator.access (method, path, status, ms; never the token).
+    # Other libraries stay at WARNING (botocore would announce where it found credentials).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("airbricks.emulator").setLevel(logging.WARNING if args.quiet else logging.INFO)
     variables = {}
     for item in args.var:
         name, sep, value = item.partition("=")
