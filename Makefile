@@ -46,18 +46,22 @@ fmt: $(VENV_STAMP) ## Format and auto-fix Python sources with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: demo
-demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DEMO_ARGS=--keep-running)
-	$(PY) -m airbricks.local.demo $(DEMO_ARGS)
+DB ?= sqlite
+demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DB=postgres, DEMO_ARGS=--keep-running)
+	$(PY) -m airbricks.local.demo --db $(DB) $(DEMO_ARGS)
 
-# ---- Targets added by later components go below, one block each ---------------------------------
+# ---- One DAG on the local stand-ins (airbricks/local/run_dag.py, docs/INGESTION.md) --------------
+.PHONY: run-dag
+run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make run-dag DAG=ingest_hackernews DATE=2026-11-19 [HOUR=05]
+	$(PY) -m airbricks.local.run_dag "$(DAG)" "$(DATE)" $(if $(HOUR),--hour "$(HOUR)") $(RUN_DAG_ARGS)
 
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl
-reliability: $(VENV_STAMP) ## Inject every fault (API, S3, Databricks), print one line each + the summary; fails on any loss/leak
+reliability: $(VENV_STAMP) system-packages ## Inject every fault (API, S3, Databricks, Airflow processes) on PostgreSQL, print one line each + the summary; fails on any loss/leak
 	@rm -f $(RELIABILITY_REPORT)
 	@status=0; \
-	AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
+	AIRBRICKS_TEST_DB=postgres AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
 	exit $$status
 
@@ -87,23 +91,28 @@ kind-smoke: ## Trigger the demo DAGs on kind through the REST API and wait for s
 image: ## Build the airbricks Airflow image (cicd/Dockerfile) with Docker
 	@scripts/kind.sh image
 
-# Observability (docs/OBSERVABILITY.md)
+# ---- Observability (docs/OBSERVABILITY.md) -------------------------------------------------------
 .PHONY: dashboard
 dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observability/dashboard.py
 	$(PY) observability/dashboard.py
 
-# Databricks workspace emulator (docs/EMULATOR.md)
+# ---- Databricks workspace emulator (docs/EMULATOR.md) --------------------------------------------
 .PHONY: emulator
 EMULATOR_PORT ?= 8765
-emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator (token: .demo/emulator/token)
-	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir .demo/emulator $(EMULATOR_ARGS)
+EMULATOR_STATE_DIR ?= .demo/emulator
+# s3:// job parameters are mirrored from/to this endpoint; empty: a local moto S3 with the bundle's buckets.
+EMULATOR_S3_ENDPOINT ?=
+EMULATOR_S3 = $(if $(EMULATOR_S3_ENDPOINT),--s3-endpoint-url $(EMULATOR_S3_ENDPOINT),--local-s3 --local-s3-bucket airbricks-raw --local-s3-bucket airbricks-lake)
+emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator + local S3 (EMULATOR_S3_ENDPOINT=URL for yours)
+	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
 
-# Benchmarks (docs/PERFORMANCE.md)
+# ---- Benchmarks (docs/PERFORMANCE.md) ------------------------------------------------------------
 .PHONY: bench
 bench: $(VENV_STAMP) ## Run the benchmarks offline (<15 min): bench/results.json + docs/PERFORMANCE.md; fails on a missed target
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# CI/CD (.github/workflows/, docs/CICD.md): the chart gate CI runs, runnable locally with the same command.
+# ---- CI/CD (.github/workflows/, docs/CICD.md) ----------------------------------------------------
+# The chart gate CI runs, runnable locally with the same command.
 CHART_ENVS ?= local prod
 CHART_KUBE_VERSION ?= 1.33
 .PHONY: chart-deps chart-validate

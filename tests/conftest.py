@@ -3,6 +3,9 @@
 Airflow reads its configuration when first imported, so the environment is fixed here, at the top of the
 root conftest, before any test module (or plugin) can import Airflow. Each pytest session gets its own
 throw-away AIRFLOW_HOME with a SQLite metadata database; DAGs come from the repo's ``dags/`` folder.
+With ``AIRBRICKS_TEST_DB=postgres`` (``make reliability``) the metadata database is a PostgreSQL database
+instead, on the session's own server (or on ``$AIRBRICKS_POSTGRES_URL``'s), created here before Airflow is
+imported.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import tempfile
 
 import pytest
 
+from airbricks.local.postgres import TEST_DB_ENV, session_database_url
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airbricks-test-airflow-")
 
@@ -22,7 +27,10 @@ os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+if os.environ.get(TEST_DB_ENV) == "postgres":
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = session_database_url("airflow_session")
+else:
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 # No real AWS credentials may ever be picked up by a test; local servers accept any.
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
@@ -32,6 +40,7 @@ os.environ.pop("AWS_PROFILE", None)
 pytest_plugins = [
     "airbricks.testing.local_servers",
     "airbricks.testing.databricks",
+    "airbricks.testing.postgres",
 ]
 
 
@@ -43,7 +52,8 @@ def airflow_home() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def airflow_db(airflow_home: pathlib.Path) -> pathlib.Path:
-    """A migrated SQLite metadata database, created once per session with the real ``airflow`` CLI."""
+    """The migrated metadata database (SQLite, or PostgreSQL with ``AIRBRICKS_TEST_DB=postgres``), created
+    once per session with the real ``airflow`` CLI; the SQLite file's path (unused on PostgreSQL)."""
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True,

@@ -8,6 +8,7 @@ generated. It is never printed: a generated token is written to ``--token-file``
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pathlib
 import secrets
@@ -15,6 +16,10 @@ import signal
 import sys
 import tempfile
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airbricks.local.s3 import S3Server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
         "--s3-endpoint-url", help="S3 endpoint for s3:// parameter mirroring (see docs/EMULATOR.md)"
     )
     parser.add_argument(
+        "--local-s3",
+        action="store_true",
+        help="start a local S3 server (moto, free port) and mirror s3:// parameters from/to it",
+    )
+    parser.add_argument(
+        "--local-s3-bucket",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="bucket to create in the --local-s3 server (repeatable)",
+    )
+    parser.add_argument(
         "--storage-dir", type=pathlib.Path, help="root of the local S3 mirrors (default <state-dir>/storage)"
     )
     parser.add_argument(
@@ -49,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--spark-driver-memory", default="512m", help="driver memory of task Spark sessions (default 512m)"
     )
     parser.add_argument("--public-url", help="URL clients use to reach the emulator (for run_page_url)")
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument(
         "--max-retry-interval-seconds",
         type=float,
@@ -59,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # One line per request from airbricks.emulator.access (method, path, status, ms; never the token).
+    # Other libraries stay at WARNING (botocore would announce where it found credentials).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("airbricks.emulator").setLevel(logging.WARNING if args.quiet else logging.INFO)
     variables = {}
     for item in args.var:
         name, sep, value = item.partition("=")
@@ -82,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(token)
         token_note = f"generated token written to {token_file}"
 
+    if args.local_s3 and args.s3_endpoint_url:
+        print("airbricks-emulator: give --local-s3 or --s3-endpoint-url, not both", file=sys.stderr)
+        return 2
+    local_s3 = _start_local_s3(args.local_s3_bucket) if args.local_s3 else None
+    s3_endpoint_url = local_s3.endpoint_url if local_s3 is not None else args.s3_endpoint_url
+
     from airbricks.emulator.bundle import BundleError
     from airbricks.emulator.server import EmulatorServer
 
@@ -94,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             bundle_dir=args.bundle,
             target=args.target,
             variables=variables,
-            s3_endpoint_url=args.s3_endpoint_url,
+            s3_endpoint_url=s3_endpoint_url,
             storage_dir=args.storage_dir,
             cluster_start_seconds=args.cluster_start_seconds,
             spark_driver_memory=args.spark_driver_memory,
@@ -117,12 +145,49 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    if local_s3 is not None:
+        buckets = ", ".join(f"s3://{name}" for name in args.local_s3_bucket) or "none yet"
+        print(
+            f"local S3 (moto) on {local_s3.endpoint_url} (buckets: {buckets}); s3:// parameters are mirrored "
+            "from/to it. Put input there with any S3 client, e.g. "
+            f"aws --endpoint-url {local_s3.endpoint_url} s3 cp ... (any access key)",
+            flush=True,
+        )
+    elif not s3_endpoint_url:
+        print(
+            "no S3 endpoint: s3:// parameters reach the job code unchanged and Spark cannot read them; "
+            "use --local-s3 or --s3-endpoint-url URL to run jobs that read or write s3://",
+            flush=True,
+        )
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
+    if local_s3 is not None:
+        local_s3.stop()
     return 0
+
+
+def _start_local_s3(buckets: list[str]) -> S3Server:
+    """The moto S3 server of the local stack, with ``buckets``; this process's S3 clients get its keys."""
+    from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY, S3Server
+
+    # The storage mirror's boto3 client reads the default chain: never send real credentials to moto.
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+        }
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    server = S3Server().start()
+    for name in buckets:
+        server.create_bucket(name)
+    return server
 
 
 if __name__ == "__main__":

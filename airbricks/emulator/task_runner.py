@@ -25,6 +25,34 @@ from airbricks.emulator.task_spec import build_task_spec
 
 TASKHOST = str(pathlib.Path(__file__).with_name("taskhost.py"))
 LOG_TAIL = 64 * 1024
+#: What Hadoop says when Spark is handed an s3:// (s3a://, s3n://) path: local Spark has no S3 connector.
+NO_S3_FILESYSTEM = 'No FileSystem for scheme "s3'
+
+
+def storage_hint(error: str | None, trace: str | None, s3_mapped: bool) -> str | None:
+    """``error`` with a hint when Spark met an ``s3://`` path it cannot read (else ``error`` unchanged).
+
+    :param error: the task's error (``get-output``'s ``error``).
+    :param trace: its trace, searched too (the Java message may be only there).
+    :param s3_mapped: whether this emulator maps ``s3://`` parameters (it has an S3 endpoint).
+    """
+    if not any(NO_S3_FILESYSTEM in (text or "") for text in (error, trace)):
+        return error
+    if s3_mapped:
+        hint = (
+            "the job gave Spark an s3:// path that is not a whole job/task parameter value: only those are "
+            "mapped to local paths; pass every storage location as a parameter (docs/EMULATOR.md, "
+            "'Local data access')"
+        )
+    else:
+        hint = (
+            "this emulator has no S3 endpoint, so s3:// parameters reach Spark unchanged and local Spark has "
+            "no S3 filesystem: start it with --s3-endpoint-url URL (e.g. the moto server of the local stack) "
+            "or --local-s3 (`make emulator` starts a local S3 unless EMULATOR_S3_ENDPOINT=URL is given)"
+        )
+    # Right under the error's first line: the Java stack trace that follows is long.
+    first, _, rest = (error or "Task failed").partition("\n")
+    return f"{first}\nHint: {hint}" + (f"\n{rest}" if rest else "")
 
 
 class TaskRunner:
@@ -224,8 +252,8 @@ class TaskRunner:
                 task.task_values = result.get("task_values") or {}
                 self._store.end_task(task, "TERMINATED", "SUCCESS", "", ("SUCCESS", "SUCCESS"))
             else:
-                task.error = result.get("error")
                 task.error_trace = result.get("error_trace")
+                task.error = storage_hint(result.get("error"), task.error_trace, self.storage.enabled)
                 task.task_values = result.get("task_values") or {}
                 self._store.end_task(
                     task,

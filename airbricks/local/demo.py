@@ -6,9 +6,11 @@ and on failure):
 1. Stages start their services: the moto S3 server and the API replay server (with ONE injected 429 +
    ``Retry-After`` on the first Hacker News page, so the retry path shows in the logs), the raw bucket,
    and the ``AIRFLOW_CONN_*`` variables pointing Airflow at them.
-2. A throw-away ``AIRFLOW_HOME`` under ``.demo/airflow`` (SQLite, the repo's ``dags/`` folder, examples
-   off), with generated secrets: the admin password, JWT secret, Fernet key and API secret key are
-   created for this run and never fixed in code.
+2. A throw-away ``AIRFLOW_HOME`` under ``.demo/airflow`` (SQLite, or with ``--db postgres`` a PostgreSQL
+   server of its own started with ``initdb`` + ``pg_ctl`` in a temporary directory, or the existing server
+   of ``$AIRBRICKS_POSTGRES_URL``; the repo's ``dags/`` folder, examples off), with generated secrets:
+   the admin password, JWT secret, Fernet key and API secret key are created for this run and never fixed
+   in code.
 3. Real ``airflow standalone`` (scheduler, triggerer, dag-processor, api-server) in its own process group.
 4. Through the Airflow REST API (v2, JWT from the generated password): wait for the DAGs to be parsed,
    unpause them; the scheduler runs each ingestion DAG once, for the interval 2026-11-19 -> 2026-11-20
@@ -47,6 +49,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from airbricks.local.postgres import EXISTING_SERVER_ENV, PostgresServer, PostgresUnavailable, create_database
 from airbricks.local.processes import ProcessGroup, free_port, http_ok, wait_until
 from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from airbricks.partitions import DEFAULT_RAW_BUCKET
@@ -517,7 +520,7 @@ def _generated_secrets(password_file: Path) -> tuple[str, dict[str, str]]:
 
 
 def airflow_env(
-    ctx: DemoContext, port: int, secret_env: dict[str, str], password_file: Path
+    ctx: DemoContext, port: int, secret_env: dict[str, str], password_file: Path, database_url: str
 ) -> dict[str, str]:
     """Environment of ``airflow standalone``: the caller's, minus any Airflow/AWS settings, plus ours."""
     env = {
@@ -539,7 +542,7 @@ def airflow_env(
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": base_url,
@@ -570,6 +573,26 @@ def airflow_env(
         }
     )
     return env
+
+
+def metadata_database(kind: str, ctx: DemoContext) -> tuple[str, str, PostgresServer | None]:
+    """(SQLAlchemy URL, label for the log, the PostgreSQL server started for the demo or None)."""
+    if kind == "sqlite":
+        return f"sqlite:///{ctx.airflow_home}/airflow.db", "SQLite", None
+    existing = os.environ.get(EXISTING_SERVER_ENV)
+    if existing:
+        url = create_database(existing, "airbricks_demo")
+        return url.render_as_string(hide_password=False), f"PostgreSQL {url.host}:{url.port} (existing)", None
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        raise DemoError(str(exc)) from exc
+    url = server.create_database("airflow")
+    return (
+        url.render_as_string(hide_password=False),
+        f"PostgreSQL on port {server.port}, {server.base_dir}",
+        server,
+    )
 
 
 def _pick_port(requested: int) -> int:
@@ -638,6 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-timeout", type=float, default=240, help="seconds for the triggered runs to finish"
     )
+    parser.add_argument(
+        "--db", choices=("sqlite", "postgres"), default="sqlite", help="metadata database (default: sqlite)"
+    )
     parser.add_argument("--stage", action="append", default=[], metavar="MODULE:FACTORY", help="add a stage")
     return parser
 
@@ -677,6 +703,7 @@ def run(args: argparse.Namespace) -> int:
     stages = [factory() for factory in STAGE_FACTORIES] + [load_stage(spec) for spec in args.stage]
     started_stages: list[Stage] = []
     airflow: ProcessGroup | None = None
+    postgres: PostgresServer | None = None
     problems: list[str] = []
     log_path = ctx.demo_dir / "logs" / "airflow-standalone.log"
     try:
@@ -692,9 +719,10 @@ def run(args: argparse.Namespace) -> int:
         port = _pick_port(args.port)
         password_file = ctx.airflow_home / "simple_auth_manager_passwords.json.generated"
         password, secret_env = _generated_secrets(password_file)
-        env = airflow_env(ctx, port, secret_env, password_file)
+        database_url, database_label, postgres = metadata_database(args.db, ctx)
+        env = airflow_env(ctx, port, secret_env, password_file, database_url)
         base_url = env["AIRFLOW__API__BASE_URL"]
-        say(f"AIRFLOW_HOME={ctx.airflow_home} (SQLite), dags folder {ctx.dags_folder}")
+        say(f"AIRFLOW_HOME={ctx.airflow_home} ({database_label}), dags folder {ctx.dags_folder}")
         airflow = ProcessGroup(
             [sys.executable, "-m", "airflow", "standalone"], env=env, log_path=log_path, cwd=ctx.demo_dir
         ).start()
@@ -767,6 +795,9 @@ def run(args: argparse.Namespace) -> int:
             # SIGINT first: standalone then stops its components in order, as on Ctrl-C in a terminal.
             airflow.stop(leader_signal=signal.SIGINT, leader_grace_seconds=30, grace_seconds=10)
             say(f"Airflow stopped in {time.monotonic() - stop_started:.0f}s")
+        if postgres is not None:
+            postgres.stop(remove=True)
+            say("stopped PostgreSQL")
         for stage in reversed(started_stages):
             try:
                 stage.stop(ctx)
