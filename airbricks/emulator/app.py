@@ -10,11 +10,13 @@ import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,9 +24,13 @@ from starlette.routing import Route
 from airbricks.emulator.errors import ApiError, as_int, invalid, malformed, not_found
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from airbricks.emulator.server import Workspace
 
 log = logging.getLogger(__name__)
+#: One INFO line per request (``airbricks-emulator`` prints them); see :class:`AccessLog`.
+access_log = logging.getLogger("airbricks.emulator.access")
 
 _API = re.compile(r"^/api/(\d+\.\d+)/(.+?)/?$")
 WORKSPACE_ID = "1234567890"
@@ -325,6 +331,38 @@ async def _params(request: Request, body: bytes) -> dict[str, Any]:
     return params
 
 
+class AccessLog:
+    """ASGI middleware logging ``<method> <path> <status> <ms>ms`` once per request.
+
+    Only the method, the path (no query string) and the outcome are logged: never a header, so never the
+    bearer token, and never a body.
+
+    :param app: the wrapped ASGI app.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            access_log.info("%s %s %d %.0fms", scope["method"], scope["path"], status, elapsed_ms)
+
+
 def build_app(ws: Workspace) -> Starlette:
     """The ASGI app serving ``ws``."""
 
@@ -398,12 +436,13 @@ def build_app(ws: Workspace) -> Starlette:
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
     return Starlette(
+        middleware=[Middleware(AccessLog)],
         routes=[
             Route("/_emulator/health", health, methods=["GET"]),
             Route("/.well-known/databricks-config", host_metadata, methods=["GET"]),
             Route("/_emulator/{what}", admin, methods=["GET", "POST", "DELETE"]),
             Route("/api/{rest:path}", api, methods=methods),
-        ]
+        ],
     )
 
 
