@@ -462,11 +462,10 @@ class PublishProtocol(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        from airbricks.ingestion.raw_zone import Partition
+        from airbricks.partitions import RawPartition
 
         self.stats["machines"] += 1
-        self.partition = Partition(
-            self.bucket,
+        self.partition = RawPartition.for_interval(
             "fuzzpub",
             f"d{self.stats['machines']}",
             datetime.datetime(2026, 11, 19, tzinfo=datetime.UTC),
@@ -485,7 +484,7 @@ class PublishProtocol(RuleBasedStateMachine):
         if fault is not None:
             # Let `after` matching requests through, then reset the next one.
             self.proxy.add_rule(Rule(fault[0], fault[1], times=1, skip=after))
-        writer = RawZoneWriter(self.faulty_s3, self.partition, run_id)
+        writer = RawZoneWriter(self.faulty_s3, self.bucket, self.partition, run_id)
         try:
             writer.begin()
             for page in range(1, pages + 1):
@@ -552,7 +551,7 @@ def test_fuzz_publish_protocol_under_random_s3_faults(
         failure = _run_property(
             lambda: run_state_machine_as_test(
                 PublishProtocol,
-                settings=settings(max_examples=10, stateful_step_count=6, deadline=None, database=None),
+                settings=settings(max_examples=6, stateful_step_count=6, deadline=None, database=None),
             )
         )
     record_fault(
