@@ -51,9 +51,7 @@ DB ?= sqlite
 demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and print a summary (DB=postgres, DEMO_ARGS=--keep-running)
 	$(PY) -m airbricks.local.demo --db $(DB) $(DEMO_ARGS)
 
-# ---- Targets added by later components go below, one block each ---------------------------------
-
-# ---- One DAG on the local stand-ins (airbricks/local/run_dag.py, docs/INGESTION.md) -------------------
+# ---- One DAG on the local stand-ins (airbricks/local/run_dag.py, docs/INGESTION.md) --------------
 .PHONY: run-dag
 run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make run-dag DAG=ingest_hackernews DATE=2026-11-19 [HOUR=05]
 	$(PY) -m airbricks.local.run_dag "$(DAG)" "$(DATE)" $(if $(HOUR),--hour "$(HOUR)") $(RUN_DAG_ARGS)
@@ -94,12 +92,12 @@ kind-smoke: ## Trigger the demo DAGs on kind through the REST API and wait for s
 image: ## Build the airbricks Airflow image (cicd/Dockerfile) with Docker
 	@scripts/kind.sh image
 
-# Observability (docs/OBSERVABILITY.md)
+# ---- Observability (docs/OBSERVABILITY.md) -------------------------------------------------------
 .PHONY: dashboard
 dashboard: $(VENV_STAMP) ## Regenerate the Grafana dashboard JSON from observability/dashboard.py
 	$(PY) observability/dashboard.py
 
-# Databricks workspace emulator (docs/EMULATOR.md)
+# ---- Databricks workspace emulator (docs/EMULATOR.md) --------------------------------------------
 .PHONY: emulator
 EMULATOR_PORT ?= 8765
 EMULATOR_STATE_DIR ?= .demo/emulator
@@ -109,12 +107,13 @@ EMULATOR_S3 = $(if $(EMULATOR_S3_ENDPOINT),--s3-endpoint-url $(EMULATOR_S3_ENDPO
 emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator + local S3 (EMULATOR_S3_ENDPOINT=URL for yours)
 	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
 
-# Benchmarks (docs/PERFORMANCE.md)
+# ---- Benchmarks (docs/PERFORMANCE.md) ------------------------------------------------------------
 .PHONY: bench
 bench: $(VENV_STAMP) ## Run the benchmarks offline (<15 min): bench/results.json + docs/PERFORMANCE.md; fails on a missed target
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# CI/CD (.github/workflows/, docs/CICD.md): the chart gate CI runs, runnable locally with the same command.
+# ---- CI/CD (.github/workflows/, docs/CICD.md) ----------------------------------------------------
+# The chart gate CI runs, runnable locally with the same command.
 CHART_ENVS ?= local prod
 CHART_KUBE_VERSION ?= 1.33
 .PHONY: chart-deps chart-validate

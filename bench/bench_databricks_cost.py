@@ -33,9 +33,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, airflow_env
+from bench.common import REPO, airflow_env, child_result, finish, print_child_result
 
-RESULT_MARK = "BENCH-RESULT "
 JOB_NAME = "airbricks_hackernews"
 JOB_FILE = "hackernews.job.yml"
 RAW_BUCKET = "airbricks-raw"
@@ -180,13 +179,7 @@ def run() -> dict[str, Any]:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    raw = None
-    for line in reversed(child.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            raw = json.loads(line[len(RESULT_MARK) :])
-            break
-    if raw is None:
-        raise RuntimeError(f"cost benchmark child failed ({child.returncode}):\n{child.stderr[-4000:]}")
+    raw = child_result(child, "cost benchmark")
     shared, per_task = raw.pop("shared_job_cluster"), raw.pop("cluster_per_task")
     ok = shared["result_state"] == per_task["result_state"] == "SUCCESS"
     met = ok and shared["clusters_created"] == 1 and not raw["active_clusters_in_workspace"]
@@ -221,13 +214,9 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(RESULT_MARK + json.dumps(_child(pathlib.Path(args.child)), default=str), flush=True)
+        print_child_result(_child(pathlib.Path(args.child)))
         return 0
-    result = run()
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0 if result["met"] else 1
+    return finish(run(), args.json)
 
 
 if __name__ == "__main__":

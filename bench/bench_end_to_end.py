@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import pathlib
 import shutil
 import sqlite3
@@ -34,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO
+from bench.common import REPO, finish
 
 DEMO_TIMEOUT_SECONDS = 600
 
@@ -234,11 +233,7 @@ def main() -> int:
     parser.add_argument("--json", type=pathlib.Path, help="also write the result as JSON here")
     parser.add_argument("--db", type=pathlib.Path, help="analyse an existing demo's airflow.db instead")
     args = parser.parse_args()
-    result = analyse(args.db) if args.db else run()
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0
+    return finish(analyse(args.db) if args.db else run(), args.json)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import bench_ingest_memory as memory_bench
-from bench.common import airflow_env, summary
+from bench.common import airflow_env, finish, summary
 
 MIB = 1024 * 1024
 TARGET_RATIO = 0.7
@@ -254,11 +254,7 @@ def main() -> int:
     if args.raw_child:
         _raw_child(args.raw_child[0], args.raw_child[1], int(args.raw_child[2]))
         return 0
-    result = run(args.size_mb, args.repeats, tuple(args.memory_sizes_mb))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0 if result["met"] else 1
+    return finish(run(args.size_mb, args.repeats, tuple(args.memory_sizes_mb)), args.json)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import DAGS, REPO, airflow_env, summary
+from bench.common import DAGS, REPO, airflow_env, child_result, finish, print_child_result, summary
 
 TARGET_RATIO = 1.25
-RESULT_MARK = "BENCH-RESULT "
 
 TRIVIAL_DAG = '''"""A trivial one-task DAG: the floor every DAG file is compared with (airflow dag)."""
 
@@ -223,10 +222,7 @@ def _measure_processor(
         env=env,
         check=False,
     )
-    for line in reversed(child.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK) :])
-    raise RuntimeError(f"processor-mode child failed ({child.returncode}):\n{child.stderr[-4000:]}")
+    return child_result(child, "processor-mode")
 
 
 def _measure_fresh(files: list[str], rounds: int, env: dict[str, str]) -> dict[str, Any]:
@@ -360,21 +356,15 @@ def main() -> int:
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.processor_child:
-        print(
-            RESULT_MARK + json.dumps(_processor_child(args.files, args.rounds, local_settings=not args.bare)),
-            flush=True,
-        )
+        print_child_result(_processor_child(args.files, args.rounds, local_settings=not args.bare))
         return 0
     if args.explain:
         for row in explain(args.explain):
             print(f"{row['cumulative_ms']:>9.1f} ms  {row['module']}")
         return 0
     result = run(args.rounds, args.fresh_rounds, args.dags.resolve())
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(format_table(result))
-    print(json.dumps({"met": result["met"], "misses": result["misses"]}))
-    return 0 if result["met"] else 1
+    verdict = json.dumps({"met": result["met"], "misses": result["misses"]})
+    return finish(result, args.json, text=f"{format_table(result)}\n{verdict}")
 
 
 if __name__ == "__main__":

@@ -34,10 +34,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import airflow_env
+from bench.common import airflow_env, child_result, finish, print_child_result
 
 TARGET_SLOT_SECONDS = 5.0
-RESULT_MARK = "BENCH-RESULT "
 JOB_NAME = "bench_sleep"
 POLL_SECONDS = 5
 
@@ -255,15 +254,7 @@ def run(durations: tuple[int, ...] = (30, 120), sync_durations: tuple[int, ...] 
         )
         if os.environ.get("BENCH_WAITING_LOG"):  # the dag.test() log of the child, for diagnosis
             pathlib.Path(os.environ["BENCH_WAITING_LOG"]).write_text(child.stdout + "\n" + child.stderr)
-        raw = None
-        for line in reversed(child.stdout.splitlines()):
-            if line.startswith(RESULT_MARK):
-                raw = json.loads(line[len(RESULT_MARK) :])
-                break
-        if raw is None:
-            raise RuntimeError(
-                f"waiting benchmark child failed ({child.returncode}):\n{child.stderr[-4000:]}"
-            )
+        raw = child_result(child, "waiting benchmark")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results: dict[str, Any] = {}
@@ -306,14 +297,9 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = _child(pathlib.Path(args.child[0]), json.loads(args.child[1]))
-        print(RESULT_MARK + json.dumps(result, default=str), flush=True)
+        print_child_result(_child(pathlib.Path(args.child[0]), json.loads(args.child[1])))
         return 0
-    result = run(tuple(args.durations), tuple(args.sync_durations))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0 if result["met"] else 1
+    return finish(run(tuple(args.durations), tuple(args.sync_durations)), args.json)
 
 
 if __name__ == "__main__":

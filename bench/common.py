@@ -1,14 +1,17 @@
-"""Shared helpers of the benchmarks: statistics, an isolated Airflow environment, machine facts."""
+"""Shared helpers of the benchmarks: statistics, an isolated Airflow environment, machine facts, the
+result hand-off from a benchmark's child process and the end of every benchmark's ``main()``."""
 
 from __future__ import annotations
 
 import atexit
 import datetime
+import json
 import os
 import pathlib
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +22,31 @@ from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_A
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
+#: Prefix of the stdout line on which a benchmark's child process hands its result (JSON) to the parent.
+RESULT_MARK = "BENCH-RESULT "
+
+
+def print_child_result(result: Any) -> None:
+    """In a benchmark's child process: hand ``result`` to the parent (see :func:`child_result`)."""
+    print(RESULT_MARK + json.dumps(result, default=str), flush=True)
+
+
+def child_result(child: subprocess.CompletedProcess[str], what: str) -> Any:
+    """The result the finished ``child`` handed over last; raises naming ``what`` when it handed none."""
+    for line in reversed(child.stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK) :])
+    raise RuntimeError(f"{what} child failed ({child.returncode}):\n{child.stderr[-4000:]}")
+
+
+def finish(result: dict[str, Any], json_path: pathlib.Path | None, *, text: str | None = None) -> int:
+    """The end of a benchmark's ``main()``: write ``result`` to ``json_path`` (``--json``) when given, print
+    ``text`` (default: the result as JSON), and return the exit status: 0 when the targets are met (a
+    result that states none, like ``--db`` analysis of a past demo, counts as met)."""
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if text is None else text)
+    return 0 if result.get("met", True) else 1
 
 
 def summary(values: Sequence[float], digits: int = 4) -> dict[str, Any]:

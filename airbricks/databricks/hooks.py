@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple, TypedDict, Unpack
 from urllib.parse import quote
 
 import requests
-from airflow.providers.common.compat.sdk import AirflowException
 from airflow.providers.databricks.exceptions import DatabricksApiError
 from airflow.providers.databricks.hooks.databricks import DatabricksHook
-from airflow.providers.databricks.hooks.databricks_base import _TokenAuth
+from airflow.sdk.exceptions import AirflowException
 from requests import exceptions as requests_exceptions
 from tenacity import RetryError
 
@@ -35,6 +34,11 @@ GET_CLUSTER_ENDPOINT = ("GET", "2.1/clusters/get")
 DELETE_CLUSTER_ENDPOINT = ("POST", "2.1/clusters/delete")
 PERMANENT_DELETE_CLUSTER_ENDPOINT = ("POST", "2.1/clusters/permanent-delete")
 DBFS_GET_STATUS_ENDPOINT = ("GET", "2.0/dbfs/get-status")
+
+# The one place the connection and retry defaults of every airbricks operator, sensor and trigger live.
+DEFAULT_CONN_ID = DatabricksHook.default_conn_name
+DEFAULT_RETRY_LIMIT = 3
+DEFAULT_RETRY_DELAY = 1.0
 
 
 def normalise_endpoint(endpoint: str) -> str:
@@ -58,6 +62,42 @@ def _error_detail(status: int, text: str) -> str:
     return text[:500] or f"HTTP {status}"
 
 
+class CallOptions(TypedDict, total=False):
+    """Keyword arguments of :meth:`AirbricksDatabricksHook.call` and :meth:`~AirbricksDatabricksHook.a_call`.
+
+    :param query: query-string parameters.
+    :param body: JSON body (not sent when ``None``).
+    :param ok_statuses: non-2xx statuses returned to the caller instead of raised (e.g. ``{404}``).
+    """
+
+    query: dict[str, Any] | None
+    body: Any
+    ok_statuses: frozenset[int] | set[int]
+
+
+class _Call(NamedTuple):
+    """One validated REST call: upper-case method, endpoint after ``/api/``, and its options."""
+
+    method: str
+    endpoint: str
+    query: dict[str, Any]
+    body: Any
+    ok_statuses: frozenset[int]
+
+    @classmethod
+    def of(cls, method: str, endpoint: str, options: CallOptions) -> _Call:
+        method = method.upper()
+        if method not in HTTP_METHODS:
+            raise ValueError(f"HTTP method {method!r} is not one of {sorted(HTTP_METHODS)}")
+        return cls(
+            method,
+            normalise_endpoint(endpoint),
+            dict(options.get("query") or {}),
+            options.get("body"),
+            frozenset(options.get("ok_statuses") or ()),
+        )
+
+
 class AirbricksDatabricksHook(DatabricksHook):
     """Databricks hook whose retries honour ``Retry-After`` and that can make any REST call.
 
@@ -70,10 +110,10 @@ class AirbricksDatabricksHook(DatabricksHook):
 
     def __init__(
         self,
-        databricks_conn_id: str = DatabricksHook.default_conn_name,
+        databricks_conn_id: str = DEFAULT_CONN_ID,
         timeout_seconds: int = 180,
-        retry_limit: int = 3,
-        retry_delay: float = 1.0,
+        retry_limit: int = DEFAULT_RETRY_LIMIT,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
         retry_args: dict[Any, Any] | None = None,
         caller: str = "AirbricksDatabricksHook",
         max_retry_after: float = 300.0,
@@ -116,12 +156,6 @@ class AirbricksDatabricksHook(DatabricksHook):
 
     # ---- generic REST -------------------------------------------------------------------------------
 
-    def _auth(self) -> requests.auth.AuthBase:
-        token = self._get_token()
-        if token:
-            return _TokenAuth(token)
-        return requests.auth.HTTPBasicAuth(self._get_connection_attr("login"), self.databricks_conn.password)
-
     def _raise_api_error(self, method: str, endpoint: str, status: int, text: str) -> None:
         detail = _error_detail(status, text)
         if status in AUTH_STATUSES:
@@ -135,80 +169,69 @@ class AirbricksDatabricksHook(DatabricksHook):
             message = f"Databricks API {method} {endpoint} failed with HTTP {status}: {detail}"
         raise DatabricksApiError(message, http_status_code=status)
 
-    def call(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        query: dict[str, Any] | None = None,
-        body: Any = None,
-        ok_statuses: frozenset[int] | set[int] = frozenset(),
-    ) -> requests.Response:
+    def _gave_up(self, request: _Call, err: RetryError) -> AirflowException:
+        return AirflowException(
+            f"Databricks API {request.method} {request.endpoint} failed {self.retry_limit} times, giving up "
+            f"(last error: {err.last_attempt.exception()})"
+        )
+
+    def call(self, method: str, endpoint: str, **options: Unpack[CallOptions]) -> requests.Response:
         """Call any Databricks REST endpoint with the connection's auth and Retry-After aware retries.
 
         :param method: HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE).
         :param endpoint: path after ``/api/``, e.g. ``2.1/clusters/get`` (a leading ``/api/`` is accepted).
-        :param query: query-string parameters.
-        :param body: JSON body (not sent when ``None``).
-        :param ok_statuses: non-2xx statuses returned to the caller instead of raised (e.g. ``{404}``).
+        :param options: ``query``, ``body`` and ``ok_statuses``, see :class:`CallOptions`.
         :return: the ``requests`` response.
         """
-        method = method.upper()
-        if method not in HTTP_METHODS:
-            raise ValueError(f"HTTP method {method!r} is not one of {sorted(HTTP_METHODS)}")
-        endpoint = normalise_endpoint(endpoint)
-        url = self._endpoint_url(f"api/{endpoint}")
+        request = _Call.of(method, endpoint, options)
+        url = self._endpoint_url(f"api/{request.endpoint}")
         headers = {**self.user_agent_header, **self._get_aad_headers()}
-        auth = self._auth()
+        auth = None
+        token = self._get_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            auth = requests.auth.HTTPBasicAuth(
+                self._get_connection_attr("login"), self.databricks_conn.password
+            )
         try:
             for attempt in self._get_retry_object():
                 with attempt:
                     response = requests.request(
-                        method,
+                        request.method,
                         url,
-                        params=query or None,
-                        json=body,
+                        params=request.query or None,
+                        json=request.body,
                         auth=auth,
                         headers=headers,
                         timeout=self.timeout_seconds,
                         **self._get_requests_kwargs(),
                     )
-                    if response.status_code not in ok_statuses:
+                    if response.status_code not in request.ok_statuses:
                         response.raise_for_status()
                     return response
         except RetryError as err:
-            last = err.last_attempt.exception()
-            raise AirflowException(
-                f"Databricks API {method} {endpoint} failed {self.retry_limit} times, giving up "
-                f"(last error: {last})"
-            ) from err
+            raise self._gave_up(request, err) from err
         except requests_exceptions.HTTPError as err:
-            self._raise_api_error(method, endpoint, err.response.status_code, err.response.text)
+            self._raise_api_error(
+                request.method, request.endpoint, err.response.status_code, err.response.text
+            )
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    def call_json(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+    def call_json(self, method: str, endpoint: str, **options: Unpack[CallOptions]) -> Any:
         """:meth:`call` and decode the JSON body (``{}`` for an empty body)."""
-        response = self.call(method, endpoint, **kwargs)
+        response = self.call(method, endpoint, **options)
         return response.json() if response.content else {}
 
     async def a_call(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        query: dict[str, Any] | None = None,
-        body: Any = None,
-        ok_statuses: frozenset[int] | set[int] = frozenset(),
+        self, method: str, endpoint: str, **options: Unpack[CallOptions]
     ) -> tuple[int, dict[str, str], Any]:
         """Async :meth:`call` for triggers: returns ``(status, headers, decoded JSON body or None)``."""
         import aiohttp
 
-        method = method.upper()
-        if method not in HTTP_METHODS:
-            raise ValueError(f"HTTP method {method!r} is not one of {sorted(HTTP_METHODS)}")
-        endpoint = normalise_endpoint(endpoint)
+        request = _Call.of(method, endpoint, options)
         await self._a_cache_databricks_conn()
-        url = self._endpoint_url(f"api/{endpoint}")
+        url = self._endpoint_url(f"api/{request.endpoint}")
         async with aiohttp.ClientSession() as session:
             self._session = session  # the provider's token/AAD helpers use self._session
             try:
@@ -221,21 +244,21 @@ class AirbricksDatabricksHook(DatabricksHook):
                         self._get_connection_attr("login"), self.databricks_conn.password
                     )
                     headers["Authorization"] = basic.encode()
-                params = {k: str(v) for k, v in (query or {}).items()}
+                params = {k: str(v) for k, v in request.query.items()}
                 try:
                     async for attempt in self._a_get_retry_object():
                         with attempt:
                             async with session.request(
-                                method,
+                                request.method,
                                 url,
                                 params=params or None,
-                                json=body,
+                                json=request.body,
                                 headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
                                 **self._get_aiohttp_kwargs(url),
                             ) as response:
-                                text = "" if method == "HEAD" else await response.text()
-                                if response.status >= 400 and response.status not in ok_statuses:
+                                text = "" if request.method == "HEAD" else await response.text()
+                                if response.status >= 400 and response.status not in request.ok_statuses:
                                     # Carry status + headers (Retry-After) so the retry wait can read them.
                                     raise aiohttp.ClientResponseError(
                                         response.request_info,
@@ -247,13 +270,9 @@ class AirbricksDatabricksHook(DatabricksHook):
                                 payload = json.loads(text) if text and response.status < 400 else None
                                 return response.status, dict(response.headers), payload
                 except RetryError as err:
-                    last = err.last_attempt.exception()
-                    raise AirflowException(
-                        f"Databricks API {method} {endpoint} failed {self.retry_limit} times, giving up "
-                        f"(last error: {last})"
-                    ) from err
+                    raise self._gave_up(request, err) from err
                 except aiohttp.ClientResponseError as err:
-                    self._raise_api_error(method, endpoint, err.status, err.message)
+                    self._raise_api_error(request.method, request.endpoint, err.status, err.message)
             finally:
                 self._session = None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
@@ -326,22 +345,30 @@ class AirbricksDatabricksHook(DatabricksHook):
         return status != 404
 
 
-class DatabricksHookOwner:
-    """Gives an operator or sensor a lazily built :class:`AirbricksDatabricksHook` as ``self.hook``.
+class DatabricksHookMixin:
+    """The one owner of an :class:`AirbricksDatabricksHook` for airbricks operators, sensors and triggers.
 
-    The class sets ``databricks_conn_id``, ``databricks_retry_limit`` and ``databricks_retry_delay`` in its
-    ``__init__``; the hook is built on first use, at execute time, never at DAG parse time.
+    ``self._hook`` is built on first use (at execute time, or in the triggerer), never at DAG parse time,
+    from the attributes the provider's Databricks operators use: ``databricks_conn_id``,
+    ``databricks_retry_limit``, ``databricks_retry_delay`` and ``databricks_retry_args``. Placed before a
+    provider operator in the bases, it replaces that operator's ``_hook``/``_get_hook`` too, so every call
+    the provider makes goes through the Retry-After aware hook.
     """
 
     databricks_conn_id: str
     databricks_retry_limit: int
     databricks_retry_delay: float
+    databricks_retry_args: dict[Any, Any] | None
 
-    @cached_property
-    def hook(self) -> AirbricksDatabricksHook:
+    def _get_hook(self, caller: str | None = None) -> AirbricksDatabricksHook:
         return AirbricksDatabricksHook(
             self.databricks_conn_id,
             retry_limit=self.databricks_retry_limit,
             retry_delay=self.databricks_retry_delay,
-            caller=type(self).__name__,
+            retry_args=self.databricks_retry_args,
+            caller=caller or type(self).__name__,
         )
+
+    @cached_property
+    def _hook(self) -> AirbricksDatabricksHook:
+        return self._get_hook()

@@ -17,20 +17,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.databricks.hooks.databricks import RunState
 from airflow.providers.databricks.operators.databricks import (
+    DEFER_METHOD_NAME,
+    XCOM_JOB_ID_KEY,
+    XCOM_RUN_ID_KEY,
+    XCOM_RUN_PAGE_URL_KEY,
     DatabricksRunNowOperator,
     DatabricksSubmitRunOperator,
 )
 from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+from airflow.providers.databricks.utils.databricks import extract_failed_task_errors
 from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowException
 
 from airbricks import metrics
-from airbricks.databricks.hooks import AirbricksDatabricksHook, DatabricksHookOwner
+from airbricks.databricks.hooks import (
+    DEFAULT_CONN_ID,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_RETRY_LIMIT,
+    AirbricksDatabricksHook,
+    DatabricksHookMixin,
+)
 from airbricks.databricks.repair import get_run_with_history, repair_failed_tasks, run_state
 from airbricks.databricks.retry import token_for_context
 from airbricks.databricks.triggers import AirbricksDatabricksExecutionTrigger
@@ -60,22 +70,37 @@ def _clear_number(context: Context) -> int:
     return int(getattr(dag_run, "clear_number", 0) or 0)
 
 
-class _AirbricksHookMixin:
-    """Makes the provider's Databricks operators use :class:`AirbricksDatabricksHook` everywhere."""
+class DatabricksBaseOperator(DatabricksHookMixin, BaseOperator):
+    """Base of the airbricks operators and sensors of their own (not subclassing a provider operator).
 
-    databricks_conn_id: str
-    databricks_retry_limit: int
-    databricks_retry_delay: float
-    databricks_retry_args: dict[Any, Any] | None
+    Declares the workspace connection and retry arguments once; ``self._hook`` is the
+    :class:`AirbricksDatabricksHook` built from them (:class:`DatabricksHookMixin`).
 
-    def _get_hook(self, caller: str) -> AirbricksDatabricksHook:
-        return AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.databricks_retry_limit,
-            retry_delay=self.databricks_retry_delay,
-            retry_args=self.databricks_retry_args,
-            caller=caller,
-        )
+    :param databricks_conn_id: Airflow connection of the workspace (templated in every subclass).
+    :param databricks_retry_limit: attempts per HTTP call on transient errors (5xx, 429, connection errors).
+    :param databricks_retry_delay: base back-off in seconds between those attempts.
+    :param databricks_retry_args: ``tenacity.Retrying`` arguments, as the provider's operators take them
+        (their ``wait`` still honours ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        *,
+        databricks_conn_id: str = DEFAULT_CONN_ID,
+        databricks_retry_limit: int = DEFAULT_RETRY_LIMIT,
+        databricks_retry_delay: float = DEFAULT_RETRY_DELAY,
+        databricks_retry_args: dict[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.databricks_conn_id = databricks_conn_id
+        self.databricks_retry_limit = databricks_retry_limit
+        self.databricks_retry_delay = databricks_retry_delay
+        self.databricks_retry_args = databricks_retry_args
+
+
+class _ProviderRunMixin(DatabricksHookMixin):
+    """Makes a provider run operator use :class:`AirbricksDatabricksHook` everywhere, its trigger too."""
 
     def defer(self, *, trigger: Any, **kwargs: Any) -> Any:
         # The provider constructs its DatabricksExecutionTrigger inline; swap in the same trigger whose
@@ -85,7 +110,7 @@ class _AirbricksHookMixin:
         return super().defer(trigger=trigger, **kwargs)  # type: ignore[misc]
 
 
-class _IdempotentRunMixin(_AirbricksHookMixin):
+class _IdempotentRunMixin(_ProviderRunMixin):
     """Derive ``idempotency_token`` from the DAG run so a retried task attaches to the run it started.
 
     The token covers dag_id, run_id, task_id, map_index and the DAG run's ``clear_number``: automatic
@@ -161,10 +186,6 @@ class AirbricksDatabricksRunNowOperator(_IdempotentRunMixin, DatabricksRunNowOpe
         super().__init__(**kwargs)
         self.derive_idempotency_token = derive_idempotency_token
 
-    @cached_property
-    def _hook(self) -> AirbricksDatabricksHook:
-        return self._get_hook(caller=type(self).__name__)
-
     def _start_run(self, context: Context) -> int:
         """Start the job run, or take over the one an earlier try of this task left: follow it if it is
         still going, repair it (failed tasks and their downstream only) if it failed."""
@@ -219,15 +240,49 @@ class AirbricksDatabricksRunNowOperator(_IdempotentRunMixin, DatabricksRunNowOpe
     def execute(self, context: Context) -> Any:
         self._ensure_idempotency_token(context, salt=str(self.job_name or self.job_id or ""))
         if self.deferrable:
-            from airflow.providers.databricks.operators.databricks import (
-                _handle_deferrable_databricks_operator_execution,
-            )
-
             self._start_run(context)
-            # Defers unless the run is already terminal (then it raises on failure, returns on success).
-            _handle_deferrable_databricks_operator_execution(self, self._hook, self.log, context)
+            self._defer_until_terminal(context)
             return self.run_id
         return self.execute_resumable(context)
+
+    def _defer_until_terminal(self, context: Context) -> None:
+        """The provider's deferrable hand-off, for the run this try follows: push the job id, run id and run
+        page to XCom, then defer to the trigger, or, when the run has already finished, complete at once
+        (raises on failure)."""
+        run_page_url = self._hook.get_run_page_url(self.run_id)
+        if self.do_xcom_push:
+            ti = context["ti"]
+            ti.xcom_push(key=XCOM_JOB_ID_KEY, value=self._hook.get_job_id(self.run_id))
+            ti.xcom_push(key=XCOM_RUN_ID_KEY, value=self.run_id)
+            ti.xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=run_page_url)
+        self.log.info("Run %s: status, Spark UI and logs at %s", self.run_id, run_page_url)
+        if not self.wait_for_termination:
+            return
+        run = self._hook.get_run(self.run_id)
+        state = RunState(**run["state"])
+        if state.is_terminal:
+            event = {
+                "run_id": self.run_id,
+                "run_page_url": run_page_url,
+                "run_state": state.to_json(),
+                "repair_run": self.repair_run,
+                "errors": extract_failed_task_errors(self._hook, run, state),
+            }
+            self.execute_complete(context, event)
+            return
+        self.defer(
+            trigger=AirbricksDatabricksExecutionTrigger(
+                run_id=self.run_id,
+                databricks_conn_id=self.databricks_conn_id,
+                polling_period_seconds=self.polling_period_seconds,
+                retry_limit=self.databricks_retry_limit,
+                retry_delay=self.databricks_retry_delay,
+                retry_args=self.databricks_retry_args,
+                run_page_url=run_page_url,
+                repair_run=self.repair_run,
+            ),
+            method_name=DEFER_METHOD_NAME,
+        )
 
     def submit_job(self, context: Context) -> int:
         return self._start_run(context)
@@ -253,16 +308,12 @@ class AirbricksDatabricksSubmitRunOperator(_IdempotentRunMixin, DatabricksSubmit
         super().__init__(**kwargs)
         self.derive_idempotency_token = derive_idempotency_token
 
-    @cached_property
-    def _hook(self) -> AirbricksDatabricksHook:
-        return self._get_hook(caller=type(self).__name__)
-
     def execute(self, context: Context) -> Any:
         self._ensure_idempotency_token(context, salt="submit")
         return super().execute(context)
 
 
-class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
+class DatabricksRestOperator(DatabricksBaseOperator):
     """Call any Databricks REST endpoint; the decoded JSON response goes to XCom.
 
     For endpoints the provider's hook has no method for (or cannot call: ``HEAD``/``PUT``, query string and
@@ -273,9 +324,8 @@ class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
     :param query: query-string parameters (templated).
     :param body: JSON body (templated).
     :param expected_statuses: non-2xx statuses to accept instead of failing (e.g. ``[404]``).
-    :param databricks_conn_id: Airflow connection of the workspace (templated).
-    :param databricks_retry_limit: attempts on transient errors (5xx, 429, connection errors).
-    :param databricks_retry_delay: base back-off in seconds between attempts.
+    The connection and retry arguments are those of :class:`DatabricksBaseOperator`.
+
     :return: ``{"status": ..., "headers": {...}}`` for ``HEAD``, otherwise the JSON body (``{}`` if empty).
     """
 
@@ -291,9 +341,6 @@ class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
         query: dict[str, Any] | None = None,
         body: Any = None,
         expected_statuses: Sequence[int] = (),
-        databricks_conn_id: str = "databricks_default",
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -302,13 +349,10 @@ class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
         self.query = query
         self.body = body
         self.expected_statuses = frozenset(expected_statuses)
-        self.databricks_conn_id = databricks_conn_id
-        self.databricks_retry_limit = databricks_retry_limit
-        self.databricks_retry_delay = databricks_retry_delay
 
     def execute(self, context: Context) -> Any:
         body = json.loads(self.body) if isinstance(self.body, str) and self.body.strip() else self.body
-        response = self.hook.call(
+        response = self._hook.call(
             self.method,
             self.endpoint,
             query=self.query,
@@ -326,7 +370,7 @@ class DatabricksRestOperator(DatabricksHookOwner, BaseOperator):
             return {"status": response.status_code, "text": response.text}
 
 
-class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
+class DatabricksCreateClusterOperator(DatabricksBaseOperator):
     """Create an all-purpose cluster, wait until it is ``RUNNING`` and push its ``cluster_id`` to XCom.
 
     Wire it as a setup task and :class:`DatabricksDeleteClusterOperator` as its teardown::
@@ -346,9 +390,8 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
         if Airflow itself goes away before the teardown runs.
     :param timeout_seconds: how long to wait for ``RUNNING`` before failing.
     :param polling_period_seconds: seconds between two ``clusters/get`` polls.
-    :param databricks_conn_id: Airflow connection of the workspace (templated).
-    :param databricks_retry_limit: attempts on transient API errors.
-    :param databricks_retry_delay: base back-off in seconds between attempts.
+
+    The connection and retry arguments are those of :class:`DatabricksBaseOperator`.
     """
 
     template_fields: Sequence[str] = ("cluster_spec", "cluster_name", "databricks_conn_id")
@@ -363,9 +406,6 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
         autotermination_minutes: int = 60,
         timeout_seconds: float = 1800,
         polling_period_seconds: float = 10,
-        databricks_conn_id: str = "databricks_default",
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -374,9 +414,6 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
         self.autotermination_minutes = autotermination_minutes
         self.timeout_seconds = timeout_seconds
         self.polling_period_seconds = polling_period_seconds
-        self.databricks_conn_id = databricks_conn_id
-        self.databricks_retry_limit = databricks_retry_limit
-        self.databricks_retry_delay = databricks_retry_delay
         self.cluster_id: str | None = None
 
     def _tags(self, context: Context) -> dict[str, str]:
@@ -397,7 +434,7 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
 
     def _existing_cluster(self, tags: dict[str, str]) -> str | None:
         """A live cluster made by an earlier attempt (clusters/create takes no idempotency token)."""
-        for cluster in find_tagged_clusters(self.hook, tags):
+        for cluster in find_tagged_clusters(self._hook, tags):
             if cluster.get("state") not in CLUSTER_FAILED_STATES:
                 return cluster["cluster_id"]
         return None
@@ -408,7 +445,7 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
         if self.cluster_id:
             self.log.info("Reusing cluster %s created by an earlier attempt of this task", self.cluster_id)
         else:
-            self.cluster_id = self.hook.create_cluster(spec)
+            self.cluster_id = self._hook.create_cluster(spec)
             self.log.info("Created cluster %s (%s)", self.cluster_id, spec["cluster_name"])
         context["ti"].xcom_push(key=XCOM_CLUSTER_ID_KEY, value=self.cluster_id)
         self._wait_until_running(self.cluster_id)
@@ -417,7 +454,7 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
     def _wait_until_running(self, cluster_id: str) -> None:
         deadline = time.monotonic() + self.timeout_seconds
         while True:
-            cluster = self.hook.get_cluster(cluster_id)
+            cluster = self._hook.get_cluster(cluster_id)
             if cluster is None:
                 raise AirflowException(
                     f"Cluster {cluster_id} disappeared while starting (deleted by someone?)"
@@ -446,7 +483,7 @@ class DatabricksCreateClusterOperator(DatabricksHookOwner, BaseOperator):
     def on_kill(self) -> None:
         if self.cluster_id:
             self.log.info("Task killed: terminating cluster %s", self.cluster_id)
-            self.hook.terminate_cluster_by_id(self.cluster_id)
+            self._hook.terminate_cluster_by_id(self.cluster_id)
 
 
 def find_tagged_clusters(hook: AirbricksDatabricksHook, tags: dict[str, str]) -> list[dict[str, Any]]:
@@ -467,7 +504,7 @@ def find_tagged_clusters(hook: AirbricksDatabricksHook, tags: dict[str, str]) ->
             return found
 
 
-class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
+class DatabricksDeleteClusterOperator(DatabricksBaseOperator):
     """Terminate and permanently delete an all-purpose cluster; a cluster already gone is not an error.
 
     Meant as the teardown of :class:`DatabricksCreateClusterOperator` (``.as_teardown(setups=create)``),
@@ -477,9 +514,9 @@ class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
 
     :param cluster_id: id to delete (templated); empty/``None`` means "only what the tags find".
     :param setup_task_id: task id of the creating task, to find its clusters by tag.
-    :param databricks_conn_id: Airflow connection of the workspace (templated).
-    :param databricks_retry_limit: attempts on transient API errors.
-    :param databricks_retry_delay: base back-off in seconds between attempts.
+    :param databricks_retry_limit: attempts per HTTP call on transient errors; 5 here, so a teardown rides
+        out a short outage. The other connection and retry arguments are those of
+        :class:`DatabricksBaseOperator`.
     :return: the ids of the clusters deleted.
     """
 
@@ -491,19 +528,14 @@ class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
         *,
         cluster_id: str | None = None,
         setup_task_id: str | None = None,
-        databricks_conn_id: str = "databricks_default",
         databricks_retry_limit: int = 5,
-        databricks_retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(databricks_retry_limit=databricks_retry_limit, **kwargs)
         if not cluster_id and not setup_task_id:
             raise ValueError("DatabricksDeleteClusterOperator needs cluster_id or setup_task_id")
         self.cluster_id = cluster_id
         self.setup_task_id = setup_task_id
-        self.databricks_conn_id = databricks_conn_id
-        self.databricks_retry_limit = databricks_retry_limit
-        self.databricks_retry_delay = databricks_retry_delay
 
     def as_teardown(self, *args: Any, **kwargs: Any) -> DatabricksDeleteClusterOperator:
         """Airflow's ``as_teardown`` with trigger rule ``all_done`` instead of ``all_done_setup_success``.
@@ -526,13 +558,13 @@ class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
                 ids.append(str(pushed))
             tags = {TAG_DAG_ID: ti.dag_id, TAG_RUN_ID: ti.run_id, TAG_TASK_ID: self.setup_task_id}
             ids.extend(
-                c["cluster_id"] for c in find_tagged_clusters(self.hook, tags) if c["cluster_id"] not in ids
+                c["cluster_id"] for c in find_tagged_clusters(self._hook, tags) if c["cluster_id"] not in ids
             )
         if not ids:
             self.log.info("No cluster to delete: the setup task created none")
         for cluster_id in ids:
-            terminated = self.hook.terminate_cluster_by_id(cluster_id)
-            deleted = self.hook.permanent_delete_cluster(cluster_id)
+            terminated = self._hook.terminate_cluster_by_id(cluster_id)
+            deleted = self._hook.permanent_delete_cluster(cluster_id)
             if terminated or deleted:
                 self.log.info("Cluster %s terminated and permanently deleted", cluster_id)
             else:
@@ -540,7 +572,7 @@ class DatabricksDeleteClusterOperator(DatabricksHookOwner, BaseOperator):
         return ids
 
 
-class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
+class DatabricksRunResultOperator(DatabricksBaseOperator):
     """Return (to XCom) the ``dbutils.notebook.exit`` value of a finished run, or of one task of a job run.
 
     ``runs/get`` -> the task's own run id (by ``task_key``) -> ``runs/get-output``. Fails clearly when the
@@ -550,9 +582,8 @@ class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
     :param run_id: the run id (templated), e.g. ``"{{ ti.xcom_pull(task_ids='run_job', key='run_id') }}"``.
     :param task_key: task whose output to fetch in a multi-task run (templated); optional for one-task runs.
     :param parse_json: decode the exit value as JSON when it is JSON (default ``True``).
-    :param databricks_conn_id: Airflow connection of the workspace (templated).
-    :param databricks_retry_limit: attempts on transient API errors.
-    :param databricks_retry_delay: base back-off in seconds between attempts.
+
+    The connection and retry arguments are those of :class:`DatabricksBaseOperator`.
     """
 
     template_fields: Sequence[str] = ("run_id", "task_key", "databricks_conn_id")
@@ -564,18 +595,12 @@ class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
         run_id: int | str,
         task_key: str | None = None,
         parse_json: bool = True,
-        databricks_conn_id: str = "databricks_default",
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
         self.task_key = task_key
         self.parse_json = parse_json
-        self.databricks_conn_id = databricks_conn_id
-        self.databricks_retry_limit = databricks_retry_limit
-        self.databricks_retry_delay = databricks_retry_delay
 
     def _target_task(self, run: dict[str, Any]) -> dict[str, Any]:
         tasks = run.get("tasks") or []
@@ -598,7 +623,7 @@ class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
     def execute(self, context: Context) -> Any:
         if self.run_id in (None, "", "None"):
             raise AirflowException("run_id is empty: the upstream task pushed no Databricks run id")
-        run = self.hook.get_run(int(self.run_id))
+        run = self._hook.get_run(int(self.run_id))
         run_url = run.get("run_page_url", "")
         target = self._target_task(run)
         state = target.get("state") or run.get("state") or {}
@@ -608,7 +633,7 @@ class DatabricksRunResultOperator(DatabricksHookOwner, BaseOperator):
             raise AirflowException(
                 f"{what} has not finished (state {lifecycle}); no result yet. See {run_url}"
             )
-        output = self.hook.get_run_output(int(target.get("run_id", run["run_id"])))
+        output = self._hook.get_run_output(int(target.get("run_id", run["run_id"])))
         result_state = state.get("result_state", "")
         metrics.record_databricks_run(
             dag_id=self.dag_id,

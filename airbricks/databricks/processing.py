@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
+from airbricks.databricks.hooks import DEFAULT_CONN_ID
+
 log = logging.getLogger(__name__)
 
 LAKE_ROOT_ENV = "AIRBRICKS_LAKE_ROOT"
@@ -79,7 +81,8 @@ def lake_root() -> str:
 
 
 def databricks_conn_id() -> str:
-    return os.environ.get(CONN_ID_ENV, "").strip() or "databricks_default"
+    """``$AIRBRICKS_DATABRICKS_CONN_ID`` or the provider's ``databricks_default``."""
+    return os.environ.get(CONN_ID_ENV, "").strip() or DEFAULT_CONN_ID
 
 
 def job_name(base: str) -> str:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from airbricks.databricks.hooks import DatabricksHookOwner
+from airbricks.databricks.operators import DatabricksBaseOperator
 from airbricks.databricks.triggers import DatabricksFileTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DatabricksFileSensor(DatabricksHookOwner, BaseSensorOperator):
+class DatabricksFileSensor(DatabricksBaseOperator, BaseSensorOperator):
     """Succeed once ``path`` exists: ``/Volumes/...`` (Files API ``HEAD``) or ``dbfs:/...`` (``get-status``).
 
     Not found (404) keeps waiting; any other error (bad token, no permission, bad path) fails at once.
@@ -24,12 +24,10 @@ class DatabricksFileSensor(DatabricksHookOwner, BaseSensorOperator):
     worker slot is held.
 
     :param path: file or directory (trailing ``/``) to wait for (templated).
-    :param databricks_conn_id: Airflow connection of the workspace (templated).
     :param deferrable: wait in the triggerer instead of a worker.
-    :param databricks_retry_limit: attempts per HTTP call on transient errors.
-    :param databricks_retry_delay: base back-off in seconds between those attempts.
 
-    ``poke_interval``, ``timeout`` and ``mode`` are the usual sensor arguments.
+    ``poke_interval``, ``timeout`` and ``mode`` are the usual sensor arguments; the connection and retry
+    arguments are those of :class:`~airbricks.databricks.operators.DatabricksBaseOperator`.
     """
 
     template_fields: Sequence[str] = ("path", "databricks_conn_id")
@@ -39,21 +37,15 @@ class DatabricksFileSensor(DatabricksHookOwner, BaseSensorOperator):
         self,
         *,
         path: str,
-        databricks_conn_id: str = "databricks_default",
         deferrable: bool = False,
-        databricks_retry_limit: int = 3,
-        databricks_retry_delay: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.path = path
-        self.databricks_conn_id = databricks_conn_id
         self.deferrable = deferrable
-        self.databricks_retry_limit = databricks_retry_limit
-        self.databricks_retry_delay = databricks_retry_delay
 
     def poke(self, context: Context) -> bool:
-        found = self.hook.file_exists(self.path)
+        found = self._hook.file_exists(self.path)
         self.log.info("%s %s", self.path, "exists" if found else "not found yet")
         return found
 
@@ -71,6 +63,7 @@ class DatabricksFileSensor(DatabricksHookOwner, BaseSensorOperator):
                 timeout=float(timeout) if timeout else None,
                 retry_limit=self.databricks_retry_limit,
                 retry_delay=self.databricks_retry_delay,
+                retry_args=self.databricks_retry_args,
             ),
             method_name="execute_complete",
         )

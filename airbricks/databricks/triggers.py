@@ -10,10 +10,15 @@ from typing import Any
 from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airbricks.databricks.hooks import AirbricksDatabricksHook
+from airbricks.databricks.hooks import (
+    DEFAULT_CONN_ID,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_RETRY_LIMIT,
+    DatabricksHookMixin,
+)
 
 
-class DatabricksFileTrigger(BaseTrigger):
+class DatabricksFileTrigger(DatabricksHookMixin, BaseTrigger):
     """Wait until a Unity Catalog Volume file/directory or DBFS path exists.
 
     Not found (404) keeps waiting; any other error ends the wait with an ``error`` event, so a wrong
@@ -25,24 +30,28 @@ class DatabricksFileTrigger(BaseTrigger):
     :param timeout: seconds after which the wait gives up (``None``: the task's own timeout applies).
     :param retry_limit: attempts per HTTP call on transient errors (5xx, 429 with Retry-After).
     :param retry_delay: base back-off in seconds between those attempts.
+    :param retry_args: ``tenacity.Retrying`` arguments (the same names as the provider's
+        ``DatabricksExecutionTrigger``).
     """
 
     def __init__(
         self,
         path: str,
-        databricks_conn_id: str = "databricks_default",
+        databricks_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float = 30.0,
         timeout: float | None = None,
-        retry_limit: int = 3,
-        retry_delay: float = 1.0,
+        retry_limit: int = DEFAULT_RETRY_LIMIT,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry_args: dict[Any, Any] | None = None,
     ) -> None:
         super().__init__()
         self.path = path
         self.databricks_conn_id = databricks_conn_id
         self.poke_interval = poke_interval
         self.timeout = timeout
-        self.retry_limit = retry_limit
-        self.retry_delay = retry_delay
+        self.databricks_retry_limit = retry_limit
+        self.databricks_retry_delay = retry_delay
+        self.databricks_retry_args = retry_args
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -52,18 +61,14 @@ class DatabricksFileTrigger(BaseTrigger):
                 "databricks_conn_id": self.databricks_conn_id,
                 "poke_interval": self.poke_interval,
                 "timeout": self.timeout,
-                "retry_limit": self.retry_limit,
-                "retry_delay": self.retry_delay,
+                "retry_limit": self.databricks_retry_limit,
+                "retry_delay": self.databricks_retry_delay,
+                "retry_args": self.databricks_retry_args,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.retry_limit,
-            retry_delay=self.retry_delay,
-            caller=type(self).__name__,
-        )
+        hook = self._hook
         deadline = time.monotonic() + self.timeout if self.timeout is not None else None
         while True:
             try:
@@ -87,21 +92,20 @@ class DatabricksFileTrigger(BaseTrigger):
             await asyncio.sleep(self.poke_interval)
 
 
-class AirbricksDatabricksExecutionTrigger(DatabricksExecutionTrigger):
-    """The provider's run-monitoring trigger, polling through :class:`AirbricksDatabricksHook`.
+class AirbricksDatabricksExecutionTrigger(DatabricksHookMixin, DatabricksExecutionTrigger):
+    """The provider's run-monitoring trigger, polling through an ``AirbricksDatabricksHook``.
 
     Identical events and arguments; only the hook differs, so polling a run honours ``Retry-After``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.hook = AirbricksDatabricksHook(
-            self.databricks_conn_id,
-            retry_limit=self.retry_limit,
-            retry_delay=self.retry_delay,
-            retry_args=self.retry_args,
-            caller=self.caller,
-        )
+        # The provider's trigger keeps its arguments as retry_limit/retry_delay/retry_args and polls
+        # through self.hook, which its __init__ has just set to a plain DatabricksHook.
+        self.databricks_retry_limit = self.retry_limit
+        self.databricks_retry_delay = self.retry_delay
+        self.databricks_retry_args = self.retry_args
+        self.hook = self._get_hook(self.caller)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 
-from airbricks.databricks.hooks import DatabricksHookOwner
+from airbricks.databricks.hooks import DatabricksHookMixin
 from airbricks.databricks.repair import (
     current_attempts,
     get_run_with_history,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 LAUNCH_TASK_LABEL = "launch"
 
 
-class AirbricksDatabricksNotebookOperator(DatabricksHookOwner, DatabricksNotebookOperator):
+class AirbricksDatabricksNotebookOperator(DatabricksHookMixin, DatabricksNotebookOperator):
     """The provider's ``DatabricksNotebookOperator``; inside a ``DatabricksWorkflowTaskGroup`` a new try of
     a task whose Databricks task failed **repairs** the workflow run.
 
@@ -80,14 +80,14 @@ class AirbricksDatabricksNotebookOperator(DatabricksHookOwner, DatabricksNoteboo
         return super().execute(context)
 
     def _repair_if_failed(self, run_id: int) -> None:
-        run = get_run_with_history(self.hook, run_id)
+        run = get_run_with_history(self._hook, run_id)
         mine = current_attempts(run).get(self.databricks_task_key)
         if mine is None or not needs_repair(mine):
             return  # still running, re-run already by a sibling's repair, or succeeded
         if not run_state(run).is_terminal:
             # Other tasks of the run are still going; Databricks repairs only finished runs.
             run = wait_until_terminal(
-                self.hook, run_id, polling_period_seconds=self.polling_period_seconds, log=self.log
+                self._hook, run_id, polling_period_seconds=self.polling_period_seconds, log=self.log
             )
             mine = current_attempts(run)[self.databricks_task_key]
             if not needs_repair(mine):
@@ -99,7 +99,7 @@ class AirbricksDatabricksNotebookOperator(DatabricksHookOwner, DatabricksNoteboo
             run_id,
             (mine.get("state") or {}).get("result_state"),
         )
-        repair_failed_tasks(self.hook, run, log=self.log)
+        repair_failed_tasks(self._hook, run, log=self.log)
 
     def _wait_for_current_attempt(self, run_id: int) -> None:
         """Wait until this task's newest attempt has started before the provider picks an attempt.
@@ -110,7 +110,7 @@ class AirbricksDatabricksNotebookOperator(DatabricksHookOwner, DatabricksNoteboo
         while True:
             attempts = [
                 t
-                for t in get_run_with_history(self.hook, run_id).get("tasks") or []
+                for t in get_run_with_history(self._hook, run_id).get("tasks") or []
                 if t.get("task_key") == self.databricks_task_key
             ]
             if len(attempts) < 2:

@@ -1,4 +1,5 @@
-"""Process helpers for the local stack: free ports, readiness polls, process groups that leave no orphans."""
+"""Process helpers for the local stack: free ports, readiness polls, process groups that leave no orphans,
+and the lifecycle of the servers that run in a background thread of the calling process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar, Self
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -61,6 +62,61 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError):
         return False
+
+
+class BackgroundServer:
+    """A local HTTP server serving from a daemon thread of this process, on ``host`` and ``port``.
+
+    ``start()`` and ``stop()`` are idempotent, the server is a context manager (started on enter, stopped
+    on exit), and :attr:`port` / :attr:`url` tell where it listens once started. Subclasses implement
+    :meth:`_serve` and :meth:`_shutdown`.
+
+    :param host: interface to bind; loopback by default.
+    :param port: port to bind; 0 picks a free one.
+    """
+
+    #: what the server is, for error messages ("the S3 server is not started ...").
+    description: ClassVar[str] = "server"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._bound_port: int | None = None
+
+    def _serve(self) -> int:
+        """Start serving in a background thread; return the port actually bound."""
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        """Stop serving and release the port."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._bound_port is None:
+            self._bound_port = self._serve()
+        return self
+
+    def stop(self) -> None:
+        if self._bound_port is not None:
+            self._shutdown()
+            self._bound_port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._bound_port is None:
+            raise RuntimeError(f"the {self.description} is not started; call start() first")
+        return self._bound_port
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:40123`` (no trailing slash)."""
+        return f"http://{self._host}:{self.port}"
 
 
 class ProcessGroup:

@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from airbricks.local.processes import BackgroundServer
+
 log = logging.getLogger(__name__)
 
 BUNDLED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -362,7 +364,7 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             pass
 
 
-class ReplayServer:
+class ReplayServer(BackgroundServer):
     """Replays recorded API exchanges on ``127.0.0.1`` and a free port, in a background thread.
 
     :param fixtures: fixture directories to load; each is either one source directory (holding
@@ -375,6 +377,8 @@ class ReplayServer:
     :param port: port to bind; 0 picks a free one.
     """
 
+    description = "replay server"
+
     def __init__(
         self,
         fixtures: Iterable[str | Path] | None = None,
@@ -384,9 +388,8 @@ class ReplayServer:
         port: int = 0,
     ) -> None:
         self._fixture_dirs = [Path(p) for p in fixtures] if fixtures is not None else [BUNDLED_FIXTURES]
+        super().__init__(host, port)
         self._initial_tokens = dict(tokens or {})
-        self._host = host
-        self._port = port
         self._lock = threading.Lock()
         self._server: _ReplayHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -399,45 +402,26 @@ class ReplayServer:
         self._next_fault_id = 1
         self.reset()
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> ReplayServer:
-        if self._server is not None:
-            return self
+    # ---- lifecycle (start/stop/context manager: BackgroundServer) ---------------------------------
+    def _serve(self) -> int:
         self._server = _ReplayHTTPServer((self._host, self._port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="airbricks-replay", kwargs={"poll_interval": 0.1}
         )
         self._thread.daemon = True
         self._thread.start()
-        log.info("API replay server listening on %s", self.url)
-        return self
+        port = self._server.server_address[1]
+        log.info("API replay server listening on http://%s:%s", self._host, port)
+        return port
 
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
+    def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the replay server is not started; call start() first")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:40123`` (no trailing slash)."""
-        return f"http://{self._host}:{self.port}"
 
     # ---- configuration -----------------------------------------------------------------------------
     def reset(self) -> None:

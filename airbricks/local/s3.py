@@ -13,61 +13,48 @@ import logging
 import urllib.request
 from typing import Any
 
+from airbricks.local.processes import BackgroundServer
+
 #: Credentials moto accepts; deliberately not AWS-looking so no scanner takes them for real ones.
 LOCAL_ACCESS_KEY_ID = "testing"
 LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 (placeholder, moto accepts any)  # nosec B105
 LOCAL_REGION = "us-east-1"
 
 
-class S3Server:
-    """moto S3 server on the loopback interface.
+class S3Server(BackgroundServer):
+    """moto S3 server on the loopback interface (start/stop/context manager: :class:`BackgroundServer`).
 
     :param host: interface to bind; loopback by default.
     :param port: port to bind; 0 picks a free one.
     :param quiet: silence the per-request access log werkzeug (moto's HTTP server) writes to stderr.
     """
 
+    description = "S3 server"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._quiet = quiet
         self._server: Any = None
 
-    def start(self) -> S3Server:
-        if self._server is not None:
-            return self
+    def _serve(self) -> int:
         # Imported here: moto is heavy and only needed when a server actually starts.
         from moto.server import ThreadedMotoServer
 
         if self._quiet:
             # werkzeug logs one INFO line per request on its own logger; errors still show.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the S3 server is not started; call start() first")
+        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server.start()
         return self._server.get_host_and_port()[1]
+
+    def _shutdown(self) -> None:
+        self._server.stop()
+        self._server = None
 
     @property
     def endpoint_url(self) -> str:
-        """e.g. ``http://127.0.0.1:40123``; pass it as ``endpoint_url`` to boto3 or the aws connection."""
-        return f"http://{self._host}:{self.port}"
+        """:attr:`url` under the name boto3 and the aws connection give it (``endpoint_url``)."""
+        return self.url
 
     def client(self) -> Any:
         """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
