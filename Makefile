@@ -66,6 +66,11 @@ reliability: $(VENV_STAMP) system-packages ## Inject every fault (API, S3, Datab
 	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
 	exit $$status
 
+# ---- The Airflow UI in a browser (tests/ui, docs/OBSERVABILITY.md#the-airflow-ui-in-a-browser) --------
+.PHONY: ui-screenshots
+ui-screenshots: $(VENV_STAMP) system-packages ## Check the demo's UI in headless Chromium and save its screenshots to docs/images/
+	AIRBRICKS_UI_SCREENSHOTS_DIR=docs/images $(PY) -m pytest tests/ui -q $(PYTEST_ARGS)
+
 # ---- Kubernetes on kind (scripts/kind.sh, docs/KUBERNETES.md) ------------------------------------
 .PHONY: kind-up kind-down ui deploy status logs kind-smoke image
 kind-up: ## Create the kind cluster (if absent), build+load the image, install Airflow; prints the UI login

@@ -54,10 +54,10 @@ from typing import Any
 from airbricks.local.postgres import EXISTING_SERVER_ENV, PostgresServer, PostgresUnavailable, create_database
 from airbricks.local.processes import ProcessGroup, free_port, http_ok, wait_until
 from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from airbricks.partitions import DEFAULT_RAW_BUCKET
 
 DEFAULT_INTERVAL_START = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
 DEFAULT_INTERVAL_END = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-DEFAULT_BUCKET = "airbricks-raw"
 ADMIN_USER = "admin"
 TERMINAL_STATES = {"success", "failed"}
 # Variables from the caller's shell that would leak into the demo's Airflow; it must be hermetic.
@@ -746,7 +746,7 @@ def run(args: argparse.Namespace) -> int:
         demo_dir=args.demo_dir.resolve(),
         interval_start=DEFAULT_INTERVAL_START,
         interval_end=DEFAULT_INTERVAL_END,
-        bucket=DEFAULT_BUCKET,
+        bucket=DEFAULT_RAW_BUCKET,
         run_timeout=args.run_timeout,
     )
     stages = [factory() for factory in STAGE_FACTORIES] + [load_stage(spec) for spec in args.stage]
