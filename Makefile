@@ -10,8 +10,9 @@ VENV_STAMP := $(VENV)/.airbricks-installed
 PYTEST_ARGS ?=
 
 .PHONY: help
-help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## List every target with one line each (coloured only on a terminal, and never with NO_COLOR set)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 # ---- Python environment --------------------------------------------------------------------------
 $(VENV_STAMP): requirements.lock pyproject.toml scripts/bootstrap-venv.sh
