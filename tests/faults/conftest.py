@@ -13,6 +13,7 @@ import logging
 import os
 import pathlib
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -162,3 +163,51 @@ def ingest_env(
     s3_server.reset()
     s3_server.create_bucket(BUCKET)
     return {"s3": s3_server, "proxy": s3_proxy, "replay": replay_server, "secrets": secret_watch}
+
+
+# ---- the real Airflow deployment of the process-level faults --------------------------------------------
+@pytest.fixture(scope="session")
+def airflow_stack(
+    databricks_emulator_server: Any, s3_server: Any, _replay_server_session: Any
+) -> Iterator[Any]:
+    """Two schedulers, a triggerer, a DAG processor and two API servers on a PostgreSQL server of their own,
+    shared by every process-level fault test (starting one costs about a minute). Its DAGs: the probe DAGs
+    of ``stack_dags/`` and the real ``ingest_hackernews`` with ``sources.yaml``; its connections: the
+    session's Databricks emulator, S3 server and API replay server. Scheduled ingestion runs are bounded to
+    2026-01-01 (the tests trigger theirs with explicit logical dates)."""
+    from airflow_stack import STACK_DAGS, AirflowStack
+    from faults_support import DAGS_DIR
+
+    from airbricks.local.connections import airflow_conn_env
+    from airbricks.local.postgres import PostgresUnavailable
+    from airbricks.testing.databricks import DatabricksEmulator
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="airbricks-stack-"))
+    overrides = {
+        **FAST_OVERRIDES,
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-01",
+        "max_active_runs": 64,
+    }
+    env = {
+        **DatabricksEmulator(databricks_emulator_server).airflow_conn_env(),
+        **airflow_conn_env(s3_server, _replay_server_session),
+        "AIRBRICKS_INGEST_OVERRIDES": json.dumps(overrides),
+        "AIRBRICKS_INGEST_MAX_WAIT_SECONDS": MAX_WAIT_SECONDS,
+        "AIRBRICKS_NOTIFY_STATE_URL": (base / "notify-state").as_uri(),
+    }
+    dag_files = [
+        *sorted(STACK_DAGS.glob("*.py")),
+        DAGS_DIR / "ingest_hackernews.py",
+        DAGS_DIR / "sources.yaml",
+    ]
+    try:
+        stack = AirflowStack(base, dag_files, env=env)
+    except PostgresUnavailable as exc:
+        pytest.skip(f"the Airflow stack needs PostgreSQL: {exc}")
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,347 @@
+"""Process-level faults through a real Airflow deployment on PostgreSQL (``airflow_stack``: two schedulers,
+triggerer, DAG processor, API server, each its own process group).
+
+Each test kills, restarts or feeds bad input to one component while runs are in flight, then checks the runs
+against the ledger of what really executed (``stack_dags/faults_probe.py``): every run succeeds, every task
+finished exactly once, no (task, try) started twice. The cheapest faults come first; the stack is shared, so
+each test leaves every component running again.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
+
+PROBE = "faults_probe"
+TASKS_PER_RUN = 3
+
+
+def _run_ids(label: str, count: int) -> list[str]:
+    stamp = time.time_ns()
+    return [f"{label}__{stamp}_{n}" for n in range(count)]
+
+
+def _executions(stack: Any, run_ids: list[str]) -> dict[str, Any]:
+    """What really ran for ``run_ids``, from the ledger: finished tasks, duplicates, interrupted tries."""
+    wanted = set(run_ids)
+    lines = [line for line in stack.ledger_lines() if line["run_id"] in wanted]
+    starts = collections.Counter(
+        (x["run_id"], x["task_id"], x["try"]) for x in lines if x["event"] == "start"
+    )
+    done = collections.Counter((x["run_id"], x["task_id"]) for x in lines if x["event"] == "done")
+    finished_tries = {(x["run_id"], x["task_id"], x["try"]) for x in lines if x["event"] == "done"}
+    done_twice = sum(n - 1 for n in done.values() if n > 1)
+    try_twice = sum(n - 1 for n in starts.values() if n > 1)
+    return {
+        "expected": len(run_ids) * TASKS_PER_RUN,
+        "done": len(done),
+        "duplicated": done_twice + try_twice,
+        "done twice": done_twice,
+        "try started twice": try_twice,
+        "interrupted": len(set(starts) - finished_tries),
+        "retried": sum(1 for (_, _, attempt) in starts if attempt > 1),
+    }
+
+
+def _settle(stack: Any, runs: list[str], timeout: float = 180) -> tuple[dict[str, str], dict[str, Any]]:
+    states = stack.wait_runs(PROBE, runs, timeout=timeout)
+    return states, _executions(stack, runs)
+
+
+def _outcome(states: dict[str, str], ex: dict[str, Any]) -> str:
+    by_state = collections.Counter(states.values())
+    return (
+        f"runs {dict(by_state)}, tasks finished {ex['done']}/{ex['expected']}, "
+        f"{ex['interrupted']} tries cut off, {ex['retried']} tasks ran as a later try, "
+        f"duplicates {ex['duplicated']} (finished twice {ex['done twice']}, same try started twice "
+        f"{ex['try started twice']})"
+    )
+
+
+def _clean(states: dict[str, str], ex: dict[str, Any], runs: list[str], reruns_allowed: int = 0) -> bool:
+    """Every run succeeded, every task finished, no try started twice, at most ``reruns_allowed`` tasks
+    finished a second time (as a new try: tasks a dead LocalExecutor scheduler was running)."""
+    return (
+        len(states) == len(runs)
+        and set(states.values()) == {"success"}
+        and ex["done"] == ex["expected"]
+        and ex["try started twice"] == 0
+        and ex["done twice"] <= reruns_allowed
+    )
+
+
+def _record_probe(
+    record_fault: Callable[..., Any],
+    stack: Any,
+    fault: str,
+    expected: str,
+    observed: str,
+    ex: dict[str, Any],
+    handled: bool,
+) -> None:
+    """Record a probe-DAG fault (tasks not finished count as lost, a try started twice as duplicated; a task
+    re-run as a new try is in the observed text), then assert it, with every component's last log lines."""
+    record_fault(
+        fault,
+        expected,
+        observed,
+        handled,
+        records_lost=ex["expected"] - ex["done"],
+        records_duplicated=ex["try started twice"],
+    )
+    assert handled, stack.tails()
+
+
+# ---- DAG processor -------------------------------------------------------------------------------------
+SLOW_PARSE_DAG = '''
+"""Takes seconds to import, so the DAG processor can be killed in the middle of parsing it."""
+import datetime, os, pathlib, time
+from airflow.sdk import dag, task
+
+pathlib.Path(os.environ["AIRBRICKS_FAULTS_LEDGER"] + ".parsing").write_text(str(os.getpid()))
+time.sleep(6)
+
+@dag(dag_id="faults_slow_parse", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def faults_slow_parse():
+    @task
+    def noop():
+        return None
+    noop()
+
+faults_slow_parse()
+'''
+
+
+def test_dag_processor_killed_while_parsing(airflow_stack: Any, record_fault: Callable[..., Any]) -> None:
+    stack = airflow_stack
+    marker = Path(f"{stack.ledger}.parsing")
+    marker.unlink(missing_ok=True)
+    (stack.dags_dir / "faults_slow_parse.py").write_text(SLOW_PARSE_DAG)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    parsing = marker.exists()
+    stack.kill("dag-processor")
+    # With no DAG processor, the scheduler keeps running what is already serialised.
+    runs = [stack.trigger(PROBE, run_id, conf={"seconds": 1}) for run_id in _run_ids("dagproc", 2)]
+    states, ex = _settle(stack, runs, timeout=120)
+    stack.start_component("dag-processor")
+    stack.wait_parsed([PROBE, "faults_slow_parse"], timeout=120)
+    errors = stack.api("GET", "/importErrors")["total_entries"]
+    handled = parsing and _clean(states, ex, runs) and errors == 0
+    _record_probe(
+        record_fault,
+        stack,
+        "airflow: DAG processor SIGKILLed while parsing",
+        "runs of parsed DAGs go on; a restarted processor parses every file, no import error",
+        f"killed mid-parse={parsing}; while down: {_outcome(states, ex)}; after restart faults_slow_parse "
+        f"serialised, import errors {errors}",
+        ex,
+        handled,
+    )
+
+
+# ---- a git push of a broken DAG file -------------------------------------------------------------------
+PUSHED_DAG = """
+import datetime, time
+from airflow.sdk import dag, task
+
+@dag(dag_id="faults_pushed", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def faults_pushed():
+    @task
+    def version():
+        time.sleep(8)
+        return {version!r}
+    version()
+
+faults_pushed()
+"""
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _push(clone: Path, text: str, message: str) -> None:
+    (clone / "faults_pushed.py").write_text(text)
+    _git("add", "faults_pushed.py", cwd=clone)
+    _git("commit", "-qm", message, cwd=clone)
+    _git("push", "-q", "origin", "HEAD:main", cwd=clone)
+
+
+def _git_sync(checkout: Path) -> None:
+    """What GitSync does on each period: fetch the branch and move the checkout to it."""
+    _git("fetch", "-q", "origin", "main", cwd=checkout)
+    _git("reset", "-q", "--hard", "FETCH_HEAD", cwd=checkout)
+
+
+def _pushed_import_errors(stack: Any) -> list[dict[str, Any]]:
+    errors = stack.api("GET", "/importErrors")["import_errors"]
+    return [e for e in errors if e["filename"].endswith("faults_pushed.py")]
+
+
+def _returned(stack: Any, run_id: str) -> str:
+    rows = stack.sql(
+        "SELECT value FROM xcom WHERE dag_id = 'faults_pushed' AND run_id = :r AND key = 'return_value'",
+        r=run_id,
+    )
+    return str(rows[0][0]) if rows else "nothing"
+
+
+def test_git_push_of_a_dag_file_with_a_syntax_error(
+    airflow_stack: Any, record_fault: Callable[..., Any], tmp_path: Path
+) -> None:
+    import requests
+
+    stack = airflow_stack
+    upstream, clone, checkout = tmp_path / "dags.git", tmp_path / "work", stack.dags_dir / "gitsync"
+    _git("init", "-q", "--bare", "-b", "main", str(upstream), cwd=tmp_path)
+    _git("clone", "-q", str(upstream), str(clone), cwd=tmp_path)
+    for key, value in (("user.name", "faults"), ("user.email", "faults@example.invalid")):
+        _git("config", key, value, cwd=clone)
+    _push(clone, PUSHED_DAG.format(version="v1"), "v1")
+    _git("clone", "-q", str(upstream), str(checkout), cwd=tmp_path)
+    stack.wait_parsed(["faults_pushed"], timeout=120)
+    in_flight = stack.trigger("faults_pushed", _run_ids("pushed", 1)[0])
+    stack.wait_task_state("faults_pushed", "running", 1, run_ids=[in_flight], timeout=120)
+
+    _push(
+        clone, PUSHED_DAG.format(version="v2").replace("def version():", "def version(:"), "v2: syntax error"
+    )
+    _git_sync(checkout)
+    deadline, errors = time.monotonic() + 90, []
+    while time.monotonic() < deadline and not errors:
+        errors = _pushed_import_errors(stack)
+        time.sleep(1)
+    surfaced = bool(errors) and "SyntaxError" in errors[0]["stack_trace"]
+    probe_runs = [stack.trigger(PROBE, run_id, conf={"seconds": 1}) for run_id in _run_ids("gitpush", 2)]
+    # The task that was running finishes on the version it loaded. Its run is finalised only once the file
+    # parses again: the scheduler does not process the runs of a DAG whose file is broken (stale).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stack.task_states("faults_pushed", [in_flight])["success"]:
+        time.sleep(1)
+    in_flight_task = (
+        "success" if stack.task_states("faults_pushed", [in_flight])["success"] else "not finished"
+    )
+    states, ex = _settle(stack, probe_runs, timeout=120)
+    try:  # a broken file's DAG is marked stale: no new runs of a version nobody can parse any more
+        stack.trigger("faults_pushed", _run_ids("pushed", 1)[0])
+        refused = "no"
+    except requests.HTTPError as exc:
+        refused = f"HTTP {exc.response.status_code}"
+
+    _push(clone, PUSHED_DAG.format(version="v3"), "v3: fixed")
+    _git_sync(checkout)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and _pushed_import_errors(stack):
+        time.sleep(1)
+    stack.wait_parsed(["faults_pushed"], timeout=60)
+    fixed_run = None
+    while fixed_run is None and time.monotonic() < deadline + 30:
+        try:
+            fixed_run = stack.trigger("faults_pushed", _run_ids("pushed", 1)[0])
+        except requests.HTTPError:
+            time.sleep(1)
+    fixed_state = (
+        stack.wait_runs("faults_pushed", [fixed_run], timeout=120).get(fixed_run) if fixed_run else None
+    )
+    in_flight_state = stack.wait_runs("faults_pushed", [in_flight], timeout=60).get(in_flight)
+    handled = (
+        surfaced
+        and in_flight_task == "success"
+        and in_flight_state == "success"
+        and "v1" in _returned(stack, in_flight)
+        and refused != "no"
+        and _clean(states, ex, probe_runs)
+        and fixed_state == "success"
+        and "v3" in _returned(stack, fixed_run or "")
+    )
+    _record_probe(
+        record_fault,
+        stack,
+        "airflow: git push of a DAG file with a syntax error",
+        "import error surfaced; the previous version's run finishes; other DAGs unaffected; a fix restores",
+        f"SyntaxError surfaced={surfaced}; in-flight v1 task {in_flight_task} returning "
+        f"{_returned(stack, in_flight)}; new runs of the broken DAG refused ({refused}); other DAG: "
+        f"{_outcome(states, ex)}; after the fix: v1 run {in_flight_state}, new run {fixed_state} returning "
+        f"{_returned(stack, fixed_run or '')}",
+        ex,
+        handled,
+    )
+
+
+# ---- components killed or restarted while runs are in flight ---------------------------------------------
+def _in_flight(stack: Any, label: str, runs: int, seconds: float, running: int) -> list[str]:
+    """Trigger ``runs`` probe runs and wait until ``running`` of their tasks are executing."""
+    run_ids = [stack.trigger(PROBE, run_id, conf={"seconds": seconds}) for run_id in _run_ids(label, runs)]
+    stack.wait_task_state(PROBE, "running", running, run_ids=run_ids, timeout=120)
+    return run_ids
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [("fast", "restarted (clean shutdown)"), ("immediate", "crashed (no shutdown, WAL recovery)")],
+    ids=["restart", "crash"],
+)
+def test_metadata_db_restarted_mid_run(
+    airflow_stack: Any, record_fault: Callable[..., Any], mode: str, how: str
+) -> None:
+    stack = airflow_stack
+    runs = _in_flight(stack, f"db{mode}", runs=4, seconds=8, running=4)
+    stack.postgres.stop(mode=mode)  # every client connection dropped
+    time.sleep(5)
+    stack.postgres.restart()
+    # Like kubelet, start again any component that exits on the outage, also later (recorded in the outcome).
+    crashed: list[str] = []
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        crashed += stack.restart_exited()
+        states = stack.run_states(PROBE, runs)
+        if len(states) == len(runs) and set(states.values()) <= {"success", "failed"}:
+            break
+        time.sleep(1)
+    crashed += stack.restart_exited()
+    states, ex = _settle(stack, runs, timeout=5)
+    stack.wait_healthy(120)
+    # A scheduler that exited leaves its running tasks to be reset by the other (a new try; see above).
+    schedulers_exited = any(name.startswith("scheduler") for name in crashed)
+    handled = _clean(states, ex, runs, reruns_allowed=ex["expected"] if schedulers_exited else 0)
+    _record_probe(
+        record_fault,
+        stack,
+        f"airflow: metadata DB (PostgreSQL) {how.split(' (')[0]} mid-run",
+        "components reconnect or restart (as kubelet would); no try runs twice; every task finishes",
+        f"DB {how}, down 5 s; components that exited (restarted): {sorted(set(crashed)) or 'none'}; "
+        f"{_outcome(states, ex)}",
+        ex,
+        handled,
+    )
+
+
+def test_api_server_restarted_while_tasks_report_to_it(
+    airflow_stack: Any, record_fault: Callable[..., Any]
+) -> None:
+    stack = airflow_stack
+    runs = _in_flight(stack, "apirestart", runs=4, seconds=10, running=4)
+    started = time.monotonic()
+    stack.rolling_restart_api()
+    took = time.monotonic() - started
+    states, ex = _settle(stack, runs, timeout=240)
+    handled = _clean(states, ex, runs)
+    _record_probe(
+        record_fault,
+        stack,
+        "airflow: API servers restarted while tasks report",
+        "rolling restart of both replicas; task processes reconnect; every task finishes exactly once",
+        f"both replicas restarted in turn in {took:.0f} s; {_outcome(states, ex)}",
+        ex,
+        handled,
+    )
