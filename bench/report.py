@@ -294,9 +294,14 @@ PARSE_SCALE_FINDINGS = [
 ]
 
 TRIGGERER_FINDINGS = [
-    "What a deferred run costs the triggerer (py-spy of the trigger runner): each poll is one `runs/get`",
-    "through aiohttp, the JSON decode of its answer and the provider's INFO line `run-id … in run state …`,",
-    "which the runner sends to its supervisor and the supervisor writes to that trigger's log file.",
+    "What a deferred run cost the triggerer (2026-12-04, py-spy of `airflow triggerer` and its trigger",
+    "runner, 100 deferred runs, 5 s polls): in the runner, 55 % of the active samples were logging — the",
+    "provider's INFO line `run-id … in run state …` at every poll, formatted, sent to the supervisor and",
+    "written to the trigger's log file — and 40 % the `runs/get` call itself (hook, aiohttp, JSON). Fix:",
+    "`AirbricksDatabricksExecutionTrigger` logs that line when the run's state changes (DEBUG otherwise);",
+    "all-in CPU per poll at N = 100 went from 3.8 ms to 1.3 ms (same load). What remains per poll is the",
+    "HTTP call and, in the supervisor, Airflow's own per-loop trigger queries (`load_triggers`,",
+    "`clean_unused`: about a third of its samples), which read every trigger row each second.",
     "",
 ]
 
