@@ -8,7 +8,7 @@
 
 Prefer one shared *job* cluster (see databricks_workflow_example and the bundle jobs) for scheduled
 pipelines: it is cheaper and dies with the run. This pattern fits interactive-style work that needs one
-warm cluster for several short runs. Trigger it by hand with conf ``partition_path`` (and optionally
+warm cluster for several short runs. Trigger it by hand with conf ``partition_key`` (and optionally
 ``ready_file``, ``output_root``, ``fail_layer``); unset keys take the defaults below.
 """
 
@@ -25,6 +25,7 @@ from airbricks.databricks.operators import (
     DatabricksDeleteClusterOperator,
     DatabricksRunResultOperator,
 )
+from airbricks.databricks.processing import manual_partition_parameters
 from airbricks.databricks.sensors import DatabricksFileSensor
 from airbricks.notifications import on_task_failure
 
@@ -37,9 +38,9 @@ CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
 # Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
 # Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
 READY_FILE = "{{ params.get('ready_file', '/Volumes/main/airbricks/landing/hackernews/_READY') }}"
-PARTITION_PATH = (
-    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
-)
+# The raw partition: run conf partition_key (default 2026-11-20) of hackernews/stories, as the job parameters
+# of airbricks.partitions.RawPartition (partition_path, partition_key, partition_date, ...).
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition_parameters("hackernews", "stories", "2026-11-20")
 OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 FAIL_LAYER = "{{ params.get('fail_layer', '') }}"  # test hook: make this layer's notebook fail
 
@@ -55,6 +56,7 @@ with DAG(
         "retry_delay": timedelta(minutes=1),
         "on_failure_callback": on_task_failure,
     },
+    user_defined_macros=PARTITION_MACROS,
     doc_md=__doc__,
 ) as dag:
     wait = DatabricksFileSensor(
@@ -89,7 +91,7 @@ with DAG(
                 "base_parameters": {
                     "dataset": "hackernews_stories",
                     "layer": layer,
-                    "partition_path": PARTITION_PATH,
+                    **PARTITION_PARAMETERS,
                     "output_root": OUTPUT_ROOT,
                     "fail_layer": FAIL_LAYER,
                 },

@@ -5,7 +5,7 @@ reset as ``<dag_id>.<group_id>``) with a single ``job_clusters`` entry: the clus
 bronze -> silver -> gold, and terminates with the run, while Airflow still shows each task. A retry or a
 clear of a failed layer repairs the Databricks run: only the failed tasks and their downstream re-run.
 For pipelines deployed as bundle jobs, ``databricks_processing`` (run-now by job name) is the same idea.
-Trigger it by hand with conf ``partition_path`` / ``output_root`` (unset keys take the defaults below).
+Trigger it by hand with conf ``partition_key`` / ``output_root`` (unset keys take the defaults below).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import timedelta
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 from airflow.sdk import DAG, chain
 
+from airbricks.databricks.processing import manual_partition_parameters
 from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
 from airbricks.notifications import on_task_failure
 
@@ -25,9 +26,9 @@ NOTEBOOK = os.environ.get(
 CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
 # Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
 # Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
-PARTITION_PATH = (
-    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
-)
+# The raw partition: run conf partition_key (default 2026-11-20) of hackernews/stories, as the job parameters
+# of airbricks.partitions.RawPartition (partition_path, partition_key, partition_date, ...).
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition_parameters("hackernews", "stories", "2026-11-20")
 OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 JOB_CLUSTER = {
     "job_cluster_key": "medallion",
@@ -52,6 +53,7 @@ with (
             "retry_delay": timedelta(minutes=1),
             "on_failure_callback": on_task_failure,
         },
+        user_defined_macros=PARTITION_MACROS,
         doc_md=__doc__,
     ) as dag,
     DatabricksWorkflowTaskGroup(
@@ -62,7 +64,7 @@ with (
         # into the job it creates/resets, and Databricks hands job parameters to every notebook task.
         extra_job_params={
             "parameters": [
-                {"name": "partition_path", "default": PARTITION_PATH},
+                *({"name": name, "default": value} for name, value in PARTITION_PARAMETERS.items()),
                 {"name": "output_root", "default": OUTPUT_ROOT},
             ]
         },
