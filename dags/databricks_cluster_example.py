@@ -14,47 +14,38 @@ warm cluster for several short runs. Trigger it by hand with conf ``partition_pa
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
+from airbricks.databricks.examples import (
+    OUTPUT_ROOT,
+    PARTITION_PATH,
+    cluster_spec,
+    example_dag_arguments,
+    notebook_path,
+)
 from airbricks.databricks.operators import (
     AirbricksDatabricksSubmitRunOperator,
     DatabricksCreateClusterOperator,
     DatabricksDeleteClusterOperator,
     DatabricksRunResultOperator,
 )
+from airbricks.databricks.processing import databricks_conn_id
 from airbricks.databricks.sensors import DatabricksFileSensor
-from airbricks.notifications import on_task_failure
 
-# Workspace path of the bundle's notebook (prod deployment; no extension, as Databricks stores notebooks).
-NOTEBOOK = os.environ.get(
-    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
-)
-CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
+NOTEBOOK = notebook_path()
+CONN_ID = databricks_conn_id()
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
-# Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
-# Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
+# More run conf keys (see airbricks.databricks.examples): the file to wait for, the layer to make fail.
 READY_FILE = "{{ params.get('ready_file', '/Volumes/main/airbricks/landing/hackernews/_READY') }}"
-PARTITION_PATH = (
-    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
-)
-OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 FAIL_LAYER = "{{ params.get('fail_layer', '') }}"  # test hook: make this layer's notebook fail
 
 with DAG(
     dag_id="databricks_cluster_example",
     description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",
     schedule=None,
-    catchup=False,
-    tags=["databricks", "example"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": on_task_failure,
-    },
+    **example_dag_arguments(),
     doc_md=__doc__,
 ) as dag:
     wait = DatabricksFileSensor(
@@ -68,12 +59,7 @@ with DAG(
     create = DatabricksCreateClusterOperator(
         task_id="create_cluster",
         databricks_conn_id=CONN_ID,
-        cluster_spec={
-            "spark_version": "17.3.x-scala2.13",
-            "node_type_id": "m6gd.large",
-            "num_workers": 1,
-            "data_security_mode": "SINGLE_USER",
-        },
+        cluster_spec=cluster_spec(),
         cluster_name="airbricks-{{ dag.dag_id }}",
         autotermination_minutes=30,
         polling_period_seconds=2,

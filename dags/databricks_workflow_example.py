@@ -10,48 +10,29 @@ Trigger it by hand with conf ``partition_path`` / ``output_root`` (unset keys ta
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 from airflow.sdk import DAG, chain
 
+from airbricks.databricks.examples import (
+    OUTPUT_ROOT,
+    PARTITION_PATH,
+    cluster_spec,
+    example_dag_arguments,
+    notebook_path,
+)
+from airbricks.databricks.processing import databricks_conn_id
 from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
-from airbricks.notifications import on_task_failure
 
-NOTEBOOK = os.environ.get(
-    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
-)
-CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
-# Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
-# Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
-PARTITION_PATH = (
-    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
-)
-OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
-JOB_CLUSTER = {
-    "job_cluster_key": "medallion",
-    "new_cluster": {
-        "spark_version": "17.3.x-scala2.13",
-        "node_type_id": "m6gd.large",
-        "num_workers": 1,
-        "data_security_mode": "SINGLE_USER",
-    },
-}
+NOTEBOOK = notebook_path()
+CONN_ID = databricks_conn_id()
+JOB_CLUSTER = {"job_cluster_key": "medallion", "new_cluster": cluster_spec()}
 
 with (
     DAG(
         dag_id="databricks_workflow_example",
         description="bronze -> silver -> gold as one Databricks workflow on one shared job cluster",
         schedule=None,
-        catchup=False,
-        tags=["databricks", "example"],
-        default_args={
-            "owner": "data-platform",
-            "retries": 2,
-            "retry_delay": timedelta(minutes=1),
-            "on_failure_callback": on_task_failure,
-        },
+        **example_dag_arguments(),
         doc_md=__doc__,
     ) as dag,
     DatabricksWorkflowTaskGroup(
