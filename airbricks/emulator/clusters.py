@@ -1,9 +1,10 @@
 """Clusters: the state machine PENDING→RUNNING→(RESTARTING)→TERMINATING→TERMINATED, events, faults.
 
 A cluster is a record whose state changes on timers (so clients see the same transitions and waiting
-behaviour as on Databricks) plus, while it is RUNNING, one real Spark driver process that its tasks share
-(:mod:`airbricks.emulator.spark_drivers`): started when the cluster reaches RUNNING, stopped when it
-terminates, killed outright when it is lost. A driver that dies on its own terminates its cluster.
+behaviour as on Databricks) plus, while it is RUNNING, one real Spark process that its tasks share: a Spark
+Connect server (:mod:`airbricks.emulator.spark_drivers`) started when the cluster reaches RUNNING, stopped
+when it terminates, killed outright (SIGKILL of its process group) when it is lost. A server that dies on its
+own terminates its cluster.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class ClusterManager:
             cluster = self._clusters.get(driver.cluster_id)
             if cluster is None or cluster.state != "RUNNING":
                 return
-            reason_code = "DRIVER_UNRESPONSIVE" if driver.ready else "SPARK_STARTUP_FAILURE"
+            reason_code = "DRIVER_UNRESPONSIVE" if driver.listening.is_set() else "SPARK_STARTUP_FAILURE"
             tail = driver.stderr_tail().strip().splitlines()
             message = f"Spark driver exited with code {code}" + (f": {tail[-1]}" if tail else "")
             self._event(cluster, "DRIVER_NOT_RESPONDING", {"reason": {"code": reason_code}})
@@ -387,6 +388,27 @@ class ClusterManager:
         """The running driver process of the cluster, if it has one."""
         return self.drivers.get(cluster_id) if self.drivers is not None else None
 
+    def wait_spark(
+        self, cluster_id: str, timeout: float, cancelled: Callable[[], bool]
+    ) -> SparkDriver | None:
+        """The RUNNING cluster's Spark server once it accepts connections (None: clusters without one).
+
+        Raises :class:`ClusterFailed` when the server dies first (its cluster terminates then)."""
+        driver = self.spark_driver(cluster_id)
+        if driver is None:
+            if self.drivers is None:
+                return None
+            raise ClusterFailed(
+                cluster_id, self.reason_of(cluster_id) or {"code": "DRIVER_UNAVAILABLE"}, "No Spark driver"
+            )
+        if driver.wait_ready(timeout, cancelled):
+            return driver
+        if cancelled():
+            raise ClusterFailed(cluster_id, {"code": "CANCELED"}, "Stopped waiting for the cluster")
+        tail = driver.stderr_tail().strip().splitlines()
+        message = "Spark driver did not start" + (f": {tail[-1]}" if tail else "")
+        raise ClusterFailed(cluster_id, {"code": "SPARK_STARTUP_FAILURE"}, message)
+
     def driver_pid(self, cluster_id: str) -> int | None:
         driver = self.spark_driver(cluster_id)
         return driver.process.pid if driver is not None else None
@@ -403,7 +425,8 @@ class ClusterManager:
                 timer.cancel()
             self._timers.clear()
             self._clusters.clear()
-        self.close()
+        if self.drivers is not None:
+            self.drivers.stop_clusters()
 
     def close(self) -> None:
         """Stop every driver process (the emulator is going away)."""

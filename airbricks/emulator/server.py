@@ -15,6 +15,7 @@ from airbricks.emulator.clusters import ACTIVE_STATES, ClusterManager
 from airbricks.emulator.faults import Faults
 from airbricks.emulator.files import LocalFiles
 from airbricks.emulator.jobs import JobsService
+from airbricks.emulator.spark_drivers import SparkDrivers
 from airbricks.emulator.storage import StorageMapper
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,12 @@ class Workspace:
     :param s3_endpoint_url: S3 endpoint for ``s3://`` parameter mirroring (None disables it).
     :param storage_dir: root of the mirrors (default ``<state_dir>/storage``).
     :param cluster_start_seconds: time a cluster spends PENDING before RUNNING.
-    :param spark_driver_memory: driver memory of the ``local[1]`` Spark session of a task.
+    :param spark_driver_memory: driver memory of each cluster's Spark Connect server (and of a serverless
+        task's own ``local[1]`` session).
+    :param spare_spark_drivers: Spark Connect servers kept started ahead, so that a cluster reaching RUNNING
+        finds its Spark up already (each costs a JVM: about 300 MB and seconds of CPU to start).
+    :param warm_up_spark_drivers: run one small query on each spare first, so that the first task on it does
+        not pay the JVM's first-query cost (class loading, JIT).
     :param retry_interval_cap: upper bound (seconds) of a task's ``min_retry_interval_millis``; None keeps
         the bundle's interval (tests cap it so a retried failure does not wait a minute).
     """
@@ -48,6 +54,8 @@ class Workspace:
         cluster_start_seconds: float = 1.0,
         spark_driver_memory: str = "512m",
         retry_interval_cap: float | None = None,
+        spare_spark_drivers: int = 0,
+        warm_up_spark_drivers: bool = True,
     ):
         if not token:
             raise ValueError("the emulator needs a non-empty token")
@@ -58,7 +66,16 @@ class Workspace:
         self.target = target
         self.variables = variables or {}
         self.faults = Faults()
-        self.clusters = ClusterManager(self.faults, start_seconds=cluster_start_seconds)
+        self.spark_drivers = SparkDrivers(
+            self.state_dir / "clusters",
+            driver_memory=spark_driver_memory,
+            spares=spare_spark_drivers,
+            warm_up=warm_up_spark_drivers,
+        )
+        self.clusters = ClusterManager(
+            self.faults, start_seconds=cluster_start_seconds, drivers=self.spark_drivers
+        )
+        self.spark_drivers.prestart()
         self.files = LocalFiles(self.state_dir / "workspace")
         self.storage = StorageMapper(s3_endpoint_url, pathlib.Path(storage_dir or self.state_dir / "storage"))
         self.jobs = JobsService(
@@ -127,6 +144,7 @@ class Workspace:
 
     def close(self) -> None:
         self.jobs.shutdown()
+        self.clusters.close()
 
 
 class EmulatorServer:

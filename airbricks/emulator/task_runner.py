@@ -19,7 +19,7 @@ from airbricks.emulator.clusters import ClusterFailed, ClusterManager
 from airbricks.emulator.errors import ApiError
 from airbricks.emulator.faults import Faults
 from airbricks.emulator.runs import Run, RunStore, TaskRun, now_ms
-from airbricks.emulator.spark_drivers import child_env, kill_group, spark_submit_args
+from airbricks.emulator.spark_drivers import SparkDriver, child_env, kill_group, spark_submit_args
 from airbricks.emulator.storage import Mirror, StorageMapper
 from airbricks.emulator.task_spec import build_task_spec
 
@@ -92,6 +92,9 @@ class TaskRunner:
         # 1. cluster
         try:
             cluster_id = self._cluster(run, task)
+            driver = None
+            if cluster_id:
+                driver = self.clusters.wait_spark(cluster_id, 600, lambda: run.cancel_requested)
         except ClusterFailed as failed:
             message = cluster_message(failed)
             with self._store.cond:
@@ -167,7 +170,7 @@ class TaskRunner:
                     stdout=out,
                     stderr=err,
                     stdin=subprocess.DEVNULL,
-                    env=self._env(task_dir, cluster_id),
+                    env=self._env(task_dir, driver),
                     cwd=str(task_dir),
                     start_new_session=True,  # own process group: cancel kills the JVM too
                 )
@@ -290,16 +293,14 @@ class TaskRunner:
             return cluster.cluster_id
         return None  # serverless: no cluster
 
-    def _env(self, task_dir: pathlib.Path, cluster_id: str | None) -> dict[str, str]:
+    def _env(self, task_dir: pathlib.Path, driver: SparkDriver | None) -> dict[str, str]:
         env = child_env()
-        driver = self.clusters.spark_driver(cluster_id) if cluster_id else None
         if driver is not None:
-            # The task's Spark session is the cluster's: taskhost attaches to this driver's JVM.
-            env["AIRBRICKS_SPARK_DRIVER_INFO"] = str(driver.info_file)
-            env["AIRBRICKS_SPARK_DRIVER_PID"] = str(driver.process.pid)
+            # The cluster's Spark: SparkSession.builder.getOrCreate() connects to its Spark Connect server,
+            # as Databricks Connect does, so the job code is the code that runs on Databricks.
+            env["SPARK_REMOTE"] = driver.remote
         else:
-            # Serverless (or a cluster without a driver): a session of its own, started if the task
-            # touches Spark.
+            # Serverless: a session of its own, started if the task touches Spark.
             env["PYSPARK_SUBMIT_ARGS"] = spark_submit_args(task_dir, self.spark_driver_memory)
         return env
 

@@ -106,6 +106,10 @@ class _Jobs:
         self.taskValues = task_values
 
 
+class UnsupportedFileSystemException(OSError):
+    """An ``s3://`` path reached ``dbutils.fs`` unmapped (Hadoop's name and message for the same thing)."""
+
+
 class _Fs:
     """``dbutils.fs`` on local storage: ``dbfs:/x`` and ``/Volumes/...`` live under the workspace root."""
 
@@ -113,6 +117,11 @@ class _Fs:
         self._root = pathlib.Path(workspace_root)
 
     def _local(self, path: str) -> pathlib.Path:
+        scheme = path.split("://", 1)[0] if "://" in path else ""
+        if scheme in ("s3", "s3a", "s3n"):
+            # Mapped s3:// parameters arrive as local paths; this one was not mapped (no S3 endpoint, or
+            # built inside job code), and the local cluster has no S3 filesystem.
+            raise UnsupportedFileSystemException(f'No FileSystem for scheme "{scheme}": {path}')
         if path.startswith("dbfs:/"):
             return self._root / "dbfs" / path[len("dbfs:/") :].lstrip("/")
         if path.startswith("/Volumes/"):

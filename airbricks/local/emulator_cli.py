@@ -62,7 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         "--cluster-start-seconds", type=float, default=1.0, help="PENDING time of clusters (default 1.0)"
     )
     parser.add_argument(
-        "--spark-driver-memory", default="512m", help="driver memory of task Spark sessions (default 512m)"
+        "--spark-driver-memory", default="512m", help="driver memory of cluster Spark servers (default 512m)"
+    )
+    parser.add_argument(
+        "--spare-spark-drivers",
+        type=int,
+        default=1,
+        help="Spark Connect servers started ahead for next clusters (default 1; 0: each starts at RUNNING)",
     )
     parser.add_argument("--public-url", help="URL clients use to reach the emulator (for run_page_url)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             storage_dir=args.storage_dir,
             cluster_start_seconds=args.cluster_start_seconds,
             spark_driver_memory=args.spark_driver_memory,
+            spare_spark_drivers=args.spare_spark_drivers,
             retry_interval_cap=args.max_retry_interval_seconds,
         ).start()
     except BundleError as exc:

@@ -132,6 +132,8 @@ def databricks_emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iter
         token=secrets.token_urlsafe(24),
         cluster_start_seconds=0.2,
         retry_interval_cap=0.5,  # a bundle's 60 s min_retry_interval would only slow tests down
+        spare_spark_drivers=1,  # the next cluster's Spark Connect server starts while tests run
+        warm_up_spark_drivers=False,  # most test tasks never touch Spark: spare the CPU
     ).start()
     yield server
     server.stop()

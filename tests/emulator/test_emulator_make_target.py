@@ -164,7 +164,7 @@ def test_an_s3_path_without_an_s3_endpoint_fails_with_a_hint_naming_the_flag(dat
     assert run["state"]["result_state"] == "FAILED"
     error = output["error"]
     first, hint = error.splitlines()[:2]
-    assert "Py4JJavaError" in first
+    assert "UnsupportedFileSystemException" in first  # the manifest is the first thing bronze reads
     assert hint.startswith("Hint: this emulator has no S3 endpoint")
     assert "--s3-endpoint-url" in hint
     assert "--local-s3" in hint

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "_manifest.json"
 RAW_FILE_GLOB = "part-*.json"
+_MAX_SMALL_FILE_BYTES = 1024 * 1024
 
 
 class RawPartitionError(RuntimeError):
@@ -51,12 +52,31 @@ def _dataset(name: str) -> Dataset:
 
 
 def _read_small_file(spark: SparkSession, path: str) -> str | None:
-    """Text of one small file through Hadoop's FileSystem, ``None`` if it does not exist.
+    """Text of one small file, ``None`` if it does not exist.
 
     Spark's DataFrame readers silently skip files whose name starts with ``_`` (``_manifest.json`` reads as
-    zero rows), so the manifest is read with the cluster's Hadoop FileSystem: the same call works for
-    ``s3://`` and ``/Volumes`` paths on a dedicated Databricks job cluster and for local paths.
+    zero rows, even when named explicitly), so the manifest is read with ``dbutils.fs`` where the cluster has
+    it (Databricks, including Databricks Connect and serverless, and the local emulator), else (plain pyspark:
+    unit tests) with the session's Hadoop FileSystem.
     """
+    try:
+        from pyspark.dbutils import DBUtils
+    except ImportError:
+        return _read_small_file_hadoop(spark, path)
+    fs = DBUtils(spark).fs
+    parent, _, name = path.rstrip("/").rpartition("/")
+    try:
+        names = {entry.name for entry in fs.ls(parent)}
+    except Exception as err:  # Databricks wraps java.io.FileNotFoundException in its own error types
+        if "FileNotFound" in f"{type(err).__name__}: {err}":
+            return None
+        raise
+    if name not in names:
+        return None
+    return str(fs.head(path, _MAX_SMALL_FILE_BYTES))
+
+
+def _read_small_file_hadoop(spark: SparkSession, path: str) -> str | None:
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
