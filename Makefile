@@ -10,8 +10,9 @@ VENV_STAMP := $(VENV)/.airbricks-installed
 PYTEST_ARGS ?=
 
 .PHONY: help
-help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## List every target with one line each (coloured only on a terminal, and never with NO_COLOR set)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=''; off=''; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 # ---- Python environment --------------------------------------------------------------------------
 $(VENV_STAMP): requirements.lock pyproject.toml scripts/bootstrap-venv.sh
@@ -64,6 +65,11 @@ reliability: $(VENV_STAMP) system-packages ## Inject every fault (API, S3, Datab
 	AIRBRICKS_TEST_DB=postgres AIRBRICKS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m airbricks.reliability.report $(RELIABILITY_REPORT) || status=$$(( status ? status : 1 )); \
 	exit $$status
+
+# ---- The Airflow UI in a browser (tests/ui, docs/OBSERVABILITY.md#the-airflow-ui-in-a-browser) --------
+.PHONY: ui-screenshots
+ui-screenshots: $(VENV_STAMP) system-packages ## Check the demo's UI in headless Chromium and save its screenshots to docs/images/
+	AIRBRICKS_UI_SCREENSHOTS_DIR=docs/images $(PY) -m pytest tests/ui -q $(PYTEST_ARGS)
 
 # ---- Kubernetes on kind (scripts/kind.sh, docs/KUBERNETES.md) ------------------------------------
 .PHONY: kind-up kind-down ui deploy status logs kind-smoke image

@@ -55,14 +55,17 @@ def ol_dataset(uri: str, facets: dict[str, Any] | None = None) -> Any:
 
 
 def lake_layer_uris(
-    output_root: str, partition_date: str, gold_tables: Iterable[str]
+    output_root: str, partition_folder: str, gold_tables: Iterable[str]
 ) -> dict[str, list[str]]:
-    """The lake folders the medallion job writes for one partition date, by layer."""
+    """The lake folders the medallion job writes for one partition, by layer.
+
+    :param partition_folder: the partition's ``RawPartition.relative_prefix``, ``dt=YYYY-MM-DD/[hr=HH/]``.
+    """
     root = output_root.rstrip("/")
     return {
-        "bronze": [f"{root}/bronze/dt={partition_date}/"],
-        "silver": [f"{root}/silver/dt={partition_date}/"],
-        "gold": [f"{root}/gold/{table}/dt={partition_date}/" for table in sorted(gold_tables)],
+        "bronze": [f"{root}/bronze/{partition_folder}"],
+        "silver": [f"{root}/silver/{partition_folder}"],
+        "gold": [f"{root}/gold/{table}/{partition_folder}" for table in sorted(gold_tables)],
     }
 
 

@@ -34,7 +34,7 @@ Interface::
     p.to_extra(bucket) -> {"source", "dataset", "partition_key", "grain", "partition" (the URI),
                            "interval_start", "interval_end"}   (ISO 8601, UTC)
     p.job_parameters(bucket) -> {"partition_path" (the URI), "partition_key", "partition_date",
-                                 "partition_hour" ("" for "day"), "interval_start", "interval_end"}
+                                 "partition_folder" (relative_prefix), "interval_start", "interval_end"}
 """
 
 from __future__ import annotations
@@ -61,6 +61,16 @@ LENGTHS: dict[Grain, datetime.timedelta] = {
 
 # Hand-written, not strptime: strptime accepts "2026-1-9" and "2026-11-19T5", which would give one
 # partition two keys. Names are the ones sources.yaml allows (they are S3 key segments).
+#: The names of :meth:`RawPartition.job_parameters` (the bundle jobs declare each one).
+JOB_PARAMETER_NAMES = (
+    "partition_path",
+    "partition_key",
+    "partition_date",
+    "partition_folder",
+    "interval_start",
+    "interval_end",
+)
+
 _NAME = r"[a-z][a-z0-9_]{0,62}"
 _NAME_RE = re.compile(_NAME)
 _KEY_RE = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})(?:T(?P<hour>\d{2}))?")
@@ -121,7 +131,19 @@ class RawPartition:
             raise PartitionError(f"{self._where}: grain {self.grain!r} must be one of {GRAINS}")
         if not isinstance(self.start, datetime.datetime) or self.start.tzinfo is None:
             raise PartitionError(f"{self._where}: start {self.start!r} must be a timezone-aware datetime")
-        start = self.start.astimezone(datetime.UTC)
+        utc = self.start.astimezone(datetime.UTC)
+        # A plain datetime, whatever came in: pendulum's DateTime (Airflow's data intervals) loses the
+        # offset in isoformat() after `+ timedelta` with a stdlib tzinfo.
+        start = datetime.datetime(
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+            tzinfo=datetime.UTC,
+        )
         aligned = not (start.minute or start.second or start.microsecond) and (
             self.grain == "hour" or not start.hour
         )
@@ -298,13 +320,14 @@ class RawPartition:
     def job_parameters(self, bucket: str) -> dict[str, str]:
         """The partition as Databricks job parameters, already parsed (the bundle has no parser of its own).
 
-        ``partition_path`` is the full ``s3://`` URI of the partition, ``partition_hour`` is ``""`` for a day.
+        ``partition_path`` is the full ``s3://`` URI of the partition; ``partition_folder`` is
+        :attr:`relative_prefix`, the folder the bundle writes each lake layer's output under.
         """
         return {
             "partition_path": self.uri(bucket),
             "partition_key": self.key,
             "partition_date": self.date.isoformat(),
-            "partition_hour": "" if self.hour is None else f"{self.hour:02d}",
+            "partition_folder": self.relative_prefix,
             "interval_start": self.start.isoformat(),
             "interval_end": self.end.isoformat(),
         }

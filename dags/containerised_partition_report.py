@@ -11,20 +11,28 @@ Secret ``airbricks-pod-aws`` (created by ``make kind-up``) points the CLI at the
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import pendulum
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from airbricks.partitions import RawPartition, raw_bucket
+
 # Read at parse time, like every airbricks DAG: plain environment lookups, no I/O.
-RAW_BUCKET = os.environ.get("AIRBRICKS_RAW_BUCKET", "airbricks-raw")
+RAW_BUCKET = raw_bucket()
 POD_NAMESPACE = os.environ.get("AIRBRICKS_POD_NAMESPACE", "airbricks")
 # The task pods' service account of the chart (IRSA role in production); see chart/values-prod.yaml.
 POD_SERVICE_ACCOUNT = os.environ.get("AIRBRICKS_POD_SERVICE_ACCOUNT", "airbricks-airflow-worker-kubernetes")
 # Pinned: a tag of the AWS CLI's own release, never `latest`.
 AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.17.0"
-PARTITION = "s3://" + RAW_BUCKET + "/raw/hackernews/stories/dt={{ data_interval_start | ds }}/"
+
+
+def raw_partition_uri(start: datetime.datetime, end: datetime.datetime) -> str:
+    """``s3://`` URI of the hackernews/stories partition of a data interval (the one ingestion wrote)."""
+    return RawPartition.for_interval("hackernews", "stories", start, end).uri(RAW_BUCKET)
+
 
 # The pod around the task's container, as Kubernetes JSON (the YAML of `kubectl`, camelCase keys). A plain
 # dict, not kubernetes.client models: each model object builds a client Configuration (with its logger
@@ -109,6 +117,7 @@ with DAG(
         "retry_delay": pendulum.duration(minutes=5),
         "execution_timeout": pendulum.duration(minutes=30),
     },
+    user_defined_macros={"raw_partition_uri": raw_partition_uri},
     doc_md=__doc__,
 ) as dag:
     KubernetesPodOperator(
@@ -119,7 +128,10 @@ with DAG(
         image_pull_policy="IfNotPresent",
         cmds=["aws"],
         # Templated with the run's data interval (arguments is a template field).
-        arguments=["s3", "ls", "--recursive", "--summarize", "--human-readable", PARTITION],
+        arguments=[
+            *("s3", "ls", "--recursive", "--summarize", "--human-readable"),
+            "{{ raw_partition_uri(data_interval_start, data_interval_end) }}",
+        ],
         service_account_name=POD_SERVICE_ACCOUNT,
         pod_template_dict=POD_TEMPLATE,
         startup_timeout_seconds=300,

@@ -8,7 +8,7 @@
 
 Prefer one shared *job* cluster (see databricks_workflow_example and the bundle jobs) for scheduled
 pipelines: it is cheaper and dies with the run. This pattern fits interactive-style work that needs one
-warm cluster for several short runs. Trigger it by hand with conf ``partition_path`` (and optionally
+warm cluster for several short runs. Trigger it by hand with conf ``partition_key`` (and optionally
 ``ready_file``, ``output_root``, ``fail_layer``); unset keys take the defaults below.
 """
 
@@ -20,9 +20,9 @@ from airflow.sdk import DAG, chain
 
 from airbricks.databricks.examples import (
     OUTPUT_ROOT,
-    PARTITION_PATH,
     cluster_spec,
     example_dag_arguments,
+    manual_partition,
     notebook_path,
 )
 from airbricks.databricks.operators import (
@@ -36,6 +36,7 @@ from airbricks.databricks.sensors import DatabricksFileSensor
 
 NOTEBOOK = notebook_path()
 CONN_ID = databricks_conn_id()
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition()
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
 # More run conf keys (see airbricks.databricks.examples): the file to wait for, the layer to make fail.
 READY_FILE = "{{ params.get('ready_file', '/Volumes/main/airbricks/landing/hackernews/_READY') }}"
@@ -46,6 +47,7 @@ with DAG(
     description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",
     schedule=None,
     **example_dag_arguments(),
+    user_defined_macros=PARTITION_MACROS,
     doc_md=__doc__,
 ) as dag:
     wait = DatabricksFileSensor(
@@ -75,7 +77,7 @@ with DAG(
                 "base_parameters": {
                     "dataset": "hackernews_stories",
                     "layer": layer,
-                    "partition_path": PARTITION_PATH,
+                    **PARTITION_PARAMETERS,
                     "output_root": OUTPUT_ROOT,
                     "fail_layer": FAIL_LAYER,
                 },

@@ -5,7 +5,7 @@ reset as ``<dag_id>.<group_id>``) with a single ``job_clusters`` entry: the clus
 bronze -> silver -> gold, and terminates with the run, while Airflow still shows each task. A retry or a
 clear of a failed layer repairs the Databricks run: only the failed tasks and their downstream re-run.
 For pipelines deployed as bundle jobs, ``databricks_processing`` (run-now by job name) is the same idea.
-Trigger it by hand with conf ``partition_path`` / ``output_root`` (unset keys take the defaults below).
+Trigger it by hand with conf ``partition_key`` / ``output_root`` (unset keys take the defaults below).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from airflow.sdk import DAG, chain
 
 from airbricks.databricks.examples import (
     OUTPUT_ROOT,
-    PARTITION_PATH,
     cluster_spec,
     example_dag_arguments,
+    manual_partition,
     notebook_path,
 )
 from airbricks.databricks.processing import databricks_conn_id
@@ -25,6 +25,7 @@ from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
 
 NOTEBOOK = notebook_path()
 CONN_ID = databricks_conn_id()
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition()
 JOB_CLUSTER = {"job_cluster_key": "medallion", "new_cluster": cluster_spec()}
 
 with (
@@ -33,6 +34,7 @@ with (
         description="bronze -> silver -> gold as one Databricks workflow on one shared job cluster",
         schedule=None,
         **example_dag_arguments(),
+        user_defined_macros=PARTITION_MACROS,
         doc_md=__doc__,
     ) as dag,
     DatabricksWorkflowTaskGroup(
@@ -43,7 +45,7 @@ with (
         # into the job it creates/resets, and Databricks hands job parameters to every notebook task.
         extra_job_params={
             "parameters": [
-                {"name": "partition_path", "default": PARTITION_PATH},
+                *({"name": name, "default": value} for name, value in PARTITION_PARAMETERS.items()),
                 {"name": "output_root", "default": OUTPUT_ROOT},
             ]
         },

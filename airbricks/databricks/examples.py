@@ -11,6 +11,8 @@ import os
 from datetime import timedelta
 from typing import Any
 
+from airbricks.databricks.processing import manual_partition_parameters
+
 NOTEBOOK_ENV = "AIRBRICKS_DATABRICKS_NOTEBOOK"
 # Workspace path of the bundle's notebook (prod deployment; no extension, as Databricks stores notebooks).
 DEFAULT_NOTEBOOK = "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
@@ -18,15 +20,22 @@ DEFAULT_NOTEBOOK = "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion
 
 # Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
 # Params: Airflow JSON-schema-checks every Param once per task each time a DAG file is parsed (#32434).
-PARTITION_PATH = (
-    "{{ params.get('partition_path', 's3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/') }}"
-)
 OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 
 
 def notebook_path() -> str:
     """``$AIRBRICKS_DATABRICKS_NOTEBOOK`` or the prod bundle's ``medallion_layer`` notebook."""
     return os.environ.get(NOTEBOOK_ENV, DEFAULT_NOTEBOOK)
+
+
+def manual_partition() -> tuple[dict[str, Any], dict[str, str]]:
+    """The raw partition an example run processes: run conf ``partition_key`` (default 2026-11-20) of
+    hackernews/stories, as the job parameters of :class:`airbricks.partitions.RawPartition`
+    (``partition_path``, ``partition_key``, ``partition_date``, ...).
+
+    :returns: ``(user_defined_macros, {job parameter name: template})``; pass the macros to the DAG.
+    """
+    return manual_partition_parameters("hackernews", "stories", "2026-11-20")
 
 
 def cluster_spec() -> dict[str, Any]:

@@ -46,7 +46,7 @@ class MedallionRunNowOperator(AirbricksDatabricksRunNowOperator):
             output = self._hook.get_run_output(int(attempts[GOLD_TASK_KEY]["run_id"]))
             result = (output.get("notebook_output") or {}).get("result") or "{}"
             tables = sorted((json.loads(result).get("tables") or {}).keys())
-        layers = lake_layer_uris(str(params["output_root"]), partition.date.isoformat(), tables)
+        layers = lake_layer_uris(str(params["output_root"]), partition.relative_prefix, tables)
         partition_uri = str(params["partition_path"])
         runs = [
             DatabricksTaskRun(

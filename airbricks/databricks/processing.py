@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
 from airbricks.databricks.hooks import DEFAULT_CONN_ID
+from airbricks.partitions import JOB_PARAMETER_NAMES, PartitionError, RawPartition, dataset_uri, raw_bucket
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ DEFAULT_LAKE_ROOT = "s3://airbricks-lake"
 CONN_ID_ENV = "AIRBRICKS_DATABRICKS_CONN_ID"
 JOB_NAME_PREFIX_ENV = "AIRBRICKS_DATABRICKS_JOB_NAME_PREFIX"
 GOLD_TASK_KEY = "gold"
-_PARTITION_RE = re.compile(r"^s3://[^/]+/.+/dt=\d{4}-\d{2}-\d{2}/?$")
 
 
 @dataclass(frozen=True)
@@ -90,58 +89,76 @@ def job_name(base: str) -> str:
     return os.environ.get(JOB_NAME_PREFIX_ENV, "") + base
 
 
+def _partition_of_event(event: Any, bucket: str, source: str, dataset: str) -> RawPartition:
+    extra = dict(getattr(event, "extra", None) or {})
+    timestamp = getattr(event, "timestamp", "?")
+    where = f"asset event of {dataset_uri(bucket, source, dataset)} (timestamp {timestamp})"
+    try:
+        partition = RawPartition.from_extra(extra)
+        if extra.get("partition"):
+            RawPartition.from_uri(str(extra["partition"]), bucket=bucket)  # the bucket this DAG reads
+    except PartitionError as exc:
+        raise ValueError(f"{where} names no usable raw partition: {exc}") from None
+    if (partition.source, partition.dataset) != (source, dataset):
+        raise ValueError(f"{where} names a partition of {partition.source}/{partition.dataset}: {extra}")
+    return partition
+
+
+def _partition_of_params(params: dict[str, Any], source: str, dataset: str) -> RawPartition | None:
+    key = params.get("partition_key")
+    if not key:
+        return None
+    try:
+        return RawPartition.from_key(source, dataset, str(key))
+    except PartitionError as exc:
+        raise ValueError(f"param partition_key: {exc}") from None
+
+
+def manual_partition_parameters(
+    source: str, dataset: str, default_key: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Templates of the partition job parameters for a DAG run by hand on one raw partition.
+
+    The run conf's ``partition_key`` (else ``default_key``) selects the partition of ``source``/``dataset``
+    in the raw bucket; each template renders one value of :meth:`RawPartition.job_parameters`.
+
+    :returns: ``(user_defined_macros, {job parameter name: template})``; pass the macros to the DAG.
+    """
+
+    def raw_partition_parameters(key: str) -> dict[str, str]:
+        return RawPartition.from_key(source, dataset, str(key)).job_parameters(raw_bucket())
+
+    key = f"params.get('partition_key', {default_key!r})"
+    templates = {name: f"{{{{ raw_partition_parameters({key})[{name!r}] }}}}" for name in JOB_PARAMETER_NAMES}
+    return {"raw_partition_parameters": raw_partition_parameters}, templates
+
+
 def job_parameters_from_events(
-    events: Any, asset_uri: str, params: dict[str, Any], output_root: str
+    events: Any, *, bucket: str, source: str, dataset: str, params: dict[str, Any], output_root: str
 ) -> list[dict[str, str]]:
     """One ``job_parameters`` dict per raw partition to process, oldest first.
 
-    From the triggering asset events of ``asset_uri``; for a manual run without events, from
-    ``partition_path`` / ``interval_start`` / ``interval_end`` in ``params`` (the task's params, which the run
-    conf overrides). Fails, naming what is missing, when there is nothing to process or an event carries no
-    usable partition.
+    From the triggering asset events of the dataset's asset; for a manual run without events, from
+    ``partition_key`` (``YYYY-MM-DD`` / ``YYYY-MM-DDTHH``) in ``params`` (the task's params, which the run
+    conf overrides). Each partition becomes
+    :meth:`RawPartition.job_parameters` plus ``output_root``. Fails, naming what is wrong, when there is
+    nothing to process or an event names no partition of this dataset in ``bucket``.
     """
-    found: list[dict[str, str]] = []
-    asset_events = []
-    if events:
-        for asset in events:
-            if getattr(asset, "uri", None) == asset_uri:
-                asset_events.extend(events[asset])
-    for event in asset_events:
-        extra = dict(getattr(event, "extra", None) or {})
-        partition = str(extra.get("partition") or "")
-        if not _PARTITION_RE.match(partition):
-            raise ValueError(
-                f"asset event of {asset_uri} (timestamp {getattr(event, 'timestamp', '?')}) has no valid "
-                f"'partition' in its extra (got {partition!r}); expected s3://<bucket>/.../dt=YYYY-MM-DD/"
-            )
-        found.append(
-            {
-                "partition_path": partition if partition.endswith("/") else partition + "/",
-                "interval_start": str(extra.get("interval_start") or ""),
-                "interval_end": str(extra.get("interval_end") or ""),
-                "output_root": output_root,
-            }
-        )
-    if not found and params.get("partition_path"):
-        partition = str(params["partition_path"])
-        if not _PARTITION_RE.match(partition):
-            raise ValueError(f"param partition_path {partition!r} is not s3://<bucket>/.../dt=YYYY-MM-DD/")
-        found.append(
-            {
-                "partition_path": partition if partition.endswith("/") else partition + "/",
-                "interval_start": str(params.get("interval_start") or ""),
-                "interval_end": str(params.get("interval_end") or ""),
-                "output_root": output_root,
-            }
-        )
+    asset_uri = dataset_uri(bucket, source, dataset)
+    found: list[RawPartition] = []
+    for asset in events or ():
+        if getattr(asset, "uri", None) == asset_uri:
+            found.extend(_partition_of_event(event, bucket, source, dataset) for event in events[asset])
+    if not found and (manual := _partition_of_params(params, source, dataset)):
+        found.append(manual)
     if not found:
         raise ValueError(
-            f"nothing to process: no asset event of {asset_uri} triggered this run and no partition_path "
-            "was given in the run conf (trigger with conf {'partition_path': 's3://.../dt=YYYY-MM-DD/'})"
+            f"nothing to process: no asset event of {asset_uri} triggered this run and no partition_key "
+            "was given in the run conf (trigger with conf {'partition_key': 'YYYY-MM-DD'})"
         )
     # The same partition re-published twice is processed once (the job overwrites its outputs anyway).
-    unique = {p["partition_path"]: p for p in found}
-    return sorted(unique.values(), key=lambda p: p["partition_path"])
+    unique = sorted(set(found), key=lambda p: p.start)
+    return [{**p.job_parameters(bucket), "output_root": output_root} for p in unique]
 
 
 def record_pipeline_latencies(pipeline: str, processed: list[dict[str, str]]) -> None:
@@ -186,7 +203,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
 
     from airbricks.databricks.medallion import MedallionRunNowOperator
     from airbricks.databricks.operators import DatabricksRunResultOperator
-    from airbricks.ingestion.assets import raw_asset, raw_bucket
+    from airbricks.ingestion.assets import raw_asset
     from airbricks.notifications import (
         freshness_deadline,
         notify_dag_failure,
@@ -195,7 +212,8 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         on_task_failure,
     )
 
-    asset = raw_asset(raw_bucket(), spec.source, spec.dataset)
+    bucket = raw_bucket()
+    asset = raw_asset(bucket, spec.source, spec.dataset)
     output_root = f"{lake_root()}/{spec.source}/{spec.dataset}/"
     conn_id = databricks_conn_id()
 
@@ -220,7 +238,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         # Data freshness: alert when a run has not delivered gold FRESHNESS_SLA after it was queued.
         deadline=freshness_deadline(hours=FRESHNESS_SLA.total_seconds() / 3600),
         # No DAG-level Params: Airflow JSON-schema-checks every Param once per task each time the file is
-        # parsed (apache/airflow#32434). Manual runs pass partition_path / interval_start / interval_end as
+        # parsed (apache/airflow#32434). Manual runs pass partition_key as
         # run conf, which reaches the task's params ([core] dag_run_conf_overrides_params, on by default).
         doc_md=__doc__,
     ) as dag:
@@ -229,7 +247,12 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         def raw_partitions(**context: Any) -> list[dict[str, str]]:
             """The job parameters of every raw partition this run must process."""
             return job_parameters_from_events(
-                context.get("triggering_asset_events"), asset.uri, dict(context["params"]), output_root
+                context.get("triggering_asset_events"),
+                bucket=bucket,
+                source=spec.source,
+                dataset=spec.dataset,
+                params=dict(context["params"]),
+                output_root=output_root,
             )
 
         run = MedallionRunNowOperator.partial(

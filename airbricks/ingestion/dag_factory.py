@@ -15,8 +15,8 @@ import pathlib
 import textwrap
 from typing import TYPE_CHECKING
 
-from airbricks.ingestion.assets import raw_bucket
 from airbricks.ingestion.config import SourceConfig, SourceConfigError, declared_source_names, load_source
+from airbricks.partitions import raw_bucket
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG

@@ -14,7 +14,8 @@ from airbricks import metrics
 from airbricks.ingestion.config import DatasetConfig, HttpPolicy
 from airbricks.ingestion.http import ApiClient, ApiEndpoint
 from airbricks.ingestion.pagination import iter_pages
-from airbricks.ingestion.raw_zone import Partition, RawZoneWriter
+from airbricks.ingestion.raw_zone import RawZoneWriter
+from airbricks.partitions import RawPartition
 
 log = logging.getLogger(__name__)
 
@@ -26,23 +27,20 @@ PROGRESS_SECONDS = 30.0
 class IngestResult:
     """What one successful interval produced (also the operator's XCom and asset-event extra)."""
 
-    partition: str  # s3://bucket/raw/<source>/<dataset>/dt=.../
-    manifest_key: str
+    bucket: str
+    partition: RawPartition
     pages: int
     records: int
     bytes: int
-    interval_start: str
-    interval_end: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The partition's asset-event extra (:meth:`RawPartition.to_extra`) plus what was published."""
         return {
-            "partition": self.partition,
-            "manifest_key": self.manifest_key,
+            **self.partition.to_extra(self.bucket),
+            "manifest_key": self.partition.manifest_key,
             "pages": self.pages,
             "records": self.records,
             "bytes": self.bytes,
-            "interval_start": self.interval_start,
-            "interval_end": self.interval_end,
         }
 
 
@@ -104,8 +102,8 @@ def ingest_interval(
     :raises: anything from the API, validation or S3; this run's writes are removed and a published
         partition is left untouched (see :class:`~airbricks.ingestion.raw_zone.RawZoneWriter`).
     """
-    partition = Partition(bucket, source, dataset, interval_start, interval_end)
-    writer = RawZoneWriter(s3, partition, run_id)
+    partition = RawPartition.for_interval(source, dataset, interval_start, interval_end)
+    writer = RawZoneWriter(s3, bucket, partition, run_id)
     writer.begin()
     client_kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     try:
@@ -127,17 +125,15 @@ def ingest_interval(
         "%s/%s: published %s (%d pages, %d records, %d bytes)",
         source,
         dataset,
-        partition.uri,
+        writer.uri,
         manifest["pages"],
         manifest["records"],
         manifest["bytes"],
     )
     return IngestResult(
-        partition=partition.uri,
-        manifest_key=partition.manifest_key,
+        bucket=bucket,
+        partition=partition,
         pages=manifest["pages"],
         records=manifest["records"],
         bytes=manifest["bytes"],
-        interval_start=manifest["interval_start"],
-        interval_end=manifest["interval_end"],
     )

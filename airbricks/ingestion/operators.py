@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airbricks.ingestion.assets import raw_asset, raw_bucket
+from airbricks.ingestion.assets import raw_asset
 from airbricks.ingestion.config import DatasetConfig, HttpPolicy
+from airbricks.partitions import raw_bucket
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -28,100 +28,32 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airbricks.partitions import MANIFEST_NAME, RAW_ROOT, RawPartition
+
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "_manifest.json"
 MANIFEST_VERSION = 1
 #: Page uploads (and publish copies) in flight at once.
 UPLOAD_CONCURRENCY = 4
 #: Bytes of page uploads in flight at once (a single larger page still goes, alone): with large pages the
 #: page count alone would let memory reach UPLOAD_CONCURRENCY * max_page_bytes.
 MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
-STAGING_ROOT = "raw/_staging"
-_DAY = datetime.timedelta(days=1)
-_HOUR = datetime.timedelta(hours=1)
-
-
-class PartitionError(ValueError):
-    """The data interval cannot be mapped to a raw-zone partition."""
+STAGING_ROOT = f"{RAW_ROOT}/_staging"
 
 
 def part_name(number: int) -> str:
     return f"part-{number:05d}.json"
 
 
-@dataclass(frozen=True)
-class Partition:
-    """Where one data interval of one dataset lands.
+def part_key(partition: RawPartition, number: int) -> str:
+    """Final key of page ``number`` of ``partition``: ``<partition prefix>part-NNNNN.json``."""
+    return partition.prefix + part_name(number)
 
-    The partition is the UTC date of the interval start (``dt=``). Intervals shorter than a day add
-    ``hr=HH`` and must start on the hour and last at least an hour; otherwise two runs would share a
-    partition and overwrite each other.
-    """
 
-    bucket: str
-    source: str
-    dataset: str
-    interval_start: datetime.datetime
-    interval_end: datetime.datetime
-
-    def __post_init__(self) -> None:
-        for name in ("interval_start", "interval_end"):
-            if getattr(self, name).tzinfo is None:
-                raise PartitionError(f"{name} must be timezone-aware")
-        length = self.interval_end - self.interval_start
-        where = f"{self.source}/{self.dataset}"
-        if length <= datetime.timedelta(0):
-            raise PartitionError(
-                f"{where}: empty data interval {self.interval_start.isoformat()} .. "
-                f"{self.interval_end.isoformat()}; ingestion needs a real interval "
-                "(schedule with CronDataIntervalTimetable)"
-            )
-        if length < _DAY:
-            start = self.start_utc
-            if length < _HOUR or start.minute or start.second or start.microsecond:
-                raise PartitionError(
-                    f"{where}: sub-daily interval {start.isoformat()} .. {self.end_utc.isoformat()} "
-                    "must start on the hour and last at least one hour (partitions are dt=/hr=)"
-                )
-
-    @property
-    def start_utc(self) -> datetime.datetime:
-        return self.interval_start.astimezone(datetime.UTC)
-
-    @property
-    def end_utc(self) -> datetime.datetime:
-        return self.interval_end.astimezone(datetime.UTC)
-
-    @property
-    def hourly(self) -> bool:
-        return self.interval_end - self.interval_start < _DAY
-
-    @property
-    def partition_path(self) -> str:
-        path = f"dt={self.start_utc:%Y-%m-%d}/"
-        if self.hourly:
-            path += f"hr={self.start_utc:%H}/"
-        return path
-
-    @property
-    def prefix(self) -> str:
-        return f"raw/{self.source}/{self.dataset}/{self.partition_path}"
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-    @property
-    def manifest_key(self) -> str:
-        return self.prefix + MANIFEST_NAME
-
-    def part_key(self, number: int) -> str:
-        return self.prefix + part_name(number)
-
-    def staging_prefix(self, run_id: str) -> str:
-        run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:16]
-        return f"{STAGING_ROOT}/{self.source}/{self.dataset}/{self.partition_path}{run_hash}/"
+def staging_prefix(partition: RawPartition, run_id: str) -> str:
+    """Run-scoped staging prefix: ``raw/_staging/<source>/<dataset>/dt=.../[hr=../]<run hash>/``."""
+    run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:16]
+    return f"{STAGING_ROOT}/{partition.source}/{partition.dataset}/{partition.relative_prefix}{run_hash}/"
 
 
 @dataclass(frozen=True)
@@ -142,15 +74,18 @@ class RawZoneWriter:
     manifest, *staged* when it has one.
 
     :param s3: a boto3 S3 client (``S3Hook(aws_conn_id).get_conn()`` in Airflow).
+    :param bucket: the raw-zone bucket.
     :param partition: target partition.
     :param run_id: Airflow run id; makes the staging prefix run-scoped and is recorded in the manifest.
     """
 
-    def __init__(self, s3: Any, partition: Partition, run_id: str) -> None:
+    def __init__(self, s3: Any, bucket: str, partition: RawPartition, run_id: str) -> None:
         self.s3 = s3
+        self.bucket = bucket
         self.partition = partition
+        self.uri = partition.uri(bucket)
         self.run_id = run_id
-        self.staging = partition.staging_prefix(run_id)
+        self.staging = staging_prefix(partition, run_id)
         self.parts: list[PartInfo] = []
         #: ``True`` when pages go straight to their final keys; decided by :meth:`begin`.
         self.direct: bool | None = None
@@ -179,7 +114,7 @@ class RawZoneWriter:
         self.direct = not self._exists(self.partition.manifest_key)
         log.info(
             "%s: %s publish (%s)",
-            self.partition.uri,
+            self.uri,
             self.mode,
             "no manifest yet: pages go to their final keys"
             if self.direct
@@ -202,7 +137,7 @@ class RawZoneWriter:
             or self._in_flight_bytes + len(body) > MAX_IN_FLIGHT_BYTES
         ):
             self._wait_oldest()  # raises the upload's error, if any
-        final_key = self.partition.part_key(page)
+        final_key = part_key(self.partition, page)
         info = PartInfo(key=final_key, page=page, bytes=len(body), sha256=digest, records=records, url=url)
         # Recorded before the upload starts: abort() must also remove a part whose upload failed half-way.
         self.parts.append(info)
@@ -211,7 +146,7 @@ class RawZoneWriter:
             (
                 self._pool.submit(
                     self.s3.put_object,
-                    Bucket=self.partition.bucket,
+                    Bucket=self.bucket,
                     Key=final_key if self.direct else self.staging + part_name(page),
                     Body=body,
                     ContentType="application/json",
@@ -247,13 +182,13 @@ class RawZoneWriter:
                 if self._exists(self.partition.manifest_key):
                     log.warning(
                         "%s has a manifest written since this run began; leaving its objects alone",
-                        self.partition.uri,
+                        self.uri,
                     )
                 else:
                     self._delete_keys(part.key for part in self.parts)
             self._delete_keys(self._list(self.staging))
         except Exception:  # cleanup must not hide the original error
-            log.exception("could not clean up the writes of run %r in %s", self.run_id, self.partition.uri)
+            log.exception("could not clean up the writes of run %r in %s", self.run_id, self.uri)
         finally:
             self._pool.shutdown(wait=True)
 
@@ -269,13 +204,13 @@ class RawZoneWriter:
         """
         if not self.parts:
             raise ValueError("nothing staged: an interval has at least one page")
-        bucket = self.partition.bucket
+        bucket = self.bucket
         self.flush()
         manifest_key = self.partition.manifest_key
         if self.direct:
             if self._exists(manifest_key):
                 raise RuntimeError(
-                    f"{self.partition.uri} was published by another run while run {self.run_id!r} was "
+                    f"{self.uri} was published by another run while run {self.run_id!r} was "
                     "writing it; not overwriting its manifest. Do not run two runs of the same interval at "
                     "once; re-run this one to republish."
                 )
@@ -298,7 +233,7 @@ class RawZoneWriter:
         # Direct children only: a daily partition must not delete hr=HH/ sub-partitions of the same day.
         stale = [key for key in self._list(self.partition.prefix, recursive=False) if key not in keep]
         if stale:
-            log.info("removing %d stale object(s) from %s", len(stale), self.partition.uri)
+            log.info("removing %d stale object(s) from %s", len(stale), self.uri)
         self._delete_keys(stale)
         manifest = self.manifest(extra)
         self.s3.put_object(
@@ -318,10 +253,11 @@ class RawZoneWriter:
             "manifest_version": MANIFEST_VERSION,
             "source": partition.source,
             "dataset": partition.dataset,
-            "bucket": partition.bucket,
-            "partition": partition.uri,
-            "interval_start": partition.start_utc.isoformat(),
-            "interval_end": partition.end_utc.isoformat(),
+            "bucket": self.bucket,
+            "partition": self.uri,
+            "partition_key": partition.key,
+            "interval_start": partition.start.isoformat(),
+            "interval_end": partition.end.isoformat(),
             "run_id": self.run_id,
             "pages": len(self.parts),
             "records": sum(p.records for p in self.parts),
@@ -341,7 +277,7 @@ class RawZoneWriter:
 
     def _exists(self, key: str) -> bool:
         try:
-            self.s3.head_object(Bucket=self.partition.bucket, Key=key)
+            self.s3.head_object(Bucket=self.bucket, Key=key)
         except self.s3.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
@@ -352,7 +288,7 @@ class RawZoneWriter:
         paginator = self.s3.get_paginator("list_objects_v2")
         keys: list[str] = []
         options = {} if recursive else {"Delimiter": "/"}
-        for result in paginator.paginate(Bucket=self.partition.bucket, Prefix=prefix, **options):
+        for result in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **options):
             keys.extend(obj["Key"] for obj in result.get("Contents", []))
         return keys
 
@@ -367,14 +303,12 @@ class RawZoneWriter:
             self._delete_batch(batch)
 
     def _delete_batch(self, batch: list[dict[str, str]]) -> None:
-        result = self.s3.delete_objects(
-            Bucket=self.partition.bucket, Delete={"Objects": batch, "Quiet": True}
-        )
+        result = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = result.get("Errors") or []
         if errors:
             first = errors[0]
             raise RuntimeError(
-                f"could not delete {len(errors)} object(s) in s3://{self.partition.bucket}/, first: "
+                f"could not delete {len(errors)} object(s) in s3://{self.bucket}/, first: "
                 f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
             )
 

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from airbricks.databricks.processing import DATASETS, LAKE_ROOT_ENV
-from airbricks.local.demo import DagRunResult, DemoContext, Stage
+from airbricks.local.demo import DagRunResult, DemoContext, Stage, say
 
 LAKE_BUCKET = "airbricks-lake"
 DEMO_DATASET = DATASETS[0]  # hackernews/stories: the replay fixtures hold a full day of it
 
 
 def _say(message: str) -> None:
-    print(f"[databricks] {message}", flush=True)
+    say(f"databricks: {message}")
 
 
 class DatabricksStage(Stage):
@@ -43,6 +43,7 @@ class DatabricksStage(Stage):
         self.run_id: str | None = None
         self.gold: Any = None
         self.state: str = "not run"
+        self._last_progress = ""
 
     def start(self, ctx: DemoContext) -> None:
         from airbricks.emulator.server import EmulatorServer
@@ -100,6 +101,7 @@ class DatabricksStage(Stage):
         api = ctx.require_api()
         dag_id = DEMO_DATASET.dag_id
         _say(f"asset event for {event['extra']['partition']}: waiting for the scheduler to run {dag_id}")
+        ctx.progress = f"no run of {dag_id} yet"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runs = api.get(f"/dags/{dag_id}/dagRuns", limit=10).get("dag_runs", [])
@@ -124,6 +126,7 @@ class DatabricksStage(Stage):
         deadline = time.monotonic() + max(float(ctx.run_timeout), 900.0)
         while time.monotonic() < deadline:
             run = api.get(f"/dags/{dag_id}/dagRuns/{self.run_id}")
+            self._report_progress(ctx, dag_id)
             if run["state"] in ("success", "failed"):
                 result.state = self.state = run["state"]
                 result.seconds = time.monotonic() - result.started
@@ -143,6 +146,28 @@ class DatabricksStage(Stage):
                 deserialize="true",
             )
             self.gold = entry.get("value")
+
+    def _report_progress(self, ctx: DemoContext, dag_id: str) -> None:
+        """Say the Airflow task states and the Databricks run's task states whenever they change."""
+        tis = ctx.require_api().get(f"/dags/{dag_id}/dagRuns/{self.run_id}/taskInstances")
+        started = sorted(
+            (ti for ti in tis.get("task_instances", []) if ti.get("state")),
+            key=lambda ti: (ti.get("start_date") or "~", ti["task_id"]),
+        )
+        airflow = f"{dag_id} " + " ".join(f"{ti['task_id']}={ti['state']}" for ti in started)
+        databricks = ""
+        for run in self.server.workspace.jobs.snapshot()["runs"]:
+            tasks = " ".join(
+                f"{key}={task['result_state'] or task['life_cycle_state']}"
+                for key, task in run["tasks"].items()
+            )
+            databricks += f" | Databricks run {run['run_id']} {run['life_cycle_state']}: {tasks}"
+        progress = airflow + databricks
+        if progress != self._last_progress:
+            self._last_progress = progress
+            _say(progress)
+        # The heartbeat repeats the short form: the Databricks run once there is one.
+        ctx.progress = databricks.removeprefix(" | ") or airflow
 
     def verify(self, ctx: DemoContext) -> list[str]:
         if self.state != "success":

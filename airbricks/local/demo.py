@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib
@@ -44,18 +45,19 @@ import secrets
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from airbricks.local.postgres import EXISTING_SERVER_ENV, PostgresServer, PostgresUnavailable, create_database
 from airbricks.local.processes import ProcessGroup, free_port, http_ok, wait_until
 from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from airbricks.partitions import DEFAULT_RAW_BUCKET
 
 DEFAULT_INTERVAL_START = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
 DEFAULT_INTERVAL_END = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-DEFAULT_BUCKET = "airbricks-raw"
 ADMIN_USER = "admin"
 TERMINAL_STATES = {"success", "failed"}
 # Variables from the caller's shell that would leak into the demo's Airflow; it must be hermetic.
@@ -67,8 +69,49 @@ class DemoError(RuntimeError):
     """A demo step failed; the message says which and where to look."""
 
 
+#: Every line the demo and its stages print starts with this (stages call :func:`say`, never ``print``).
+PREFIX = "demo |"
+#: A wait prints a heartbeat when the demo has been silent this long (a long stage never looks hung).
+HEARTBEAT_SECONDS = 8.0
+_last_said = time.monotonic()
+_say_lock = threading.Lock()
+
+
 def say(message: str = "") -> None:
-    print(f"demo | {message}" if message else "demo |", flush=True)
+    global _last_said
+    with _say_lock:
+        print(f"{PREFIX} {message}" if message else PREFIX, flush=True)
+        _last_said = time.monotonic()
+
+
+@contextlib.contextmanager
+def heartbeat(
+    what: str, status: Callable[[], str] | None = None, quiet_seconds: float = HEARTBEAT_SECONDS
+) -> Iterator[None]:
+    """While the block runs, say ``"<what> (<N>s): <status>"`` after every ``quiet_seconds`` of silence.
+
+    A background thread does it, so a slow API call inside the block cannot silence the demo.
+
+    :param what: what is being waited for, e.g. ``"databricks: waiting"``.
+    :param status: the latest known state, set by the waiting loop (the thread never calls the API).
+    :param quiet_seconds: silence that triggers a line.
+    """
+    started = time.monotonic()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(0.5):
+            if time.monotonic() - _last_said >= quiet_seconds:
+                text = status() if status is not None else ""
+                say(f"{what} ({time.monotonic() - started:.0f}s)" + (f": {text}" if text else ""))
+
+    thread = threading.Thread(target=beat, name="demo-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 # ---- Airflow REST API client ---------------------------------------------------------------------------
@@ -164,6 +207,7 @@ class DemoContext:
     :param services: started services by name (``"s3"``, ``"replay"``, ...), for later stages.
     :param api: the Airflow REST client, set once Airflow is up.
     :param runs: triggered runs by DAG id.
+    :param progress: the latest state a waiting stage knows (the heartbeat repeats it during long waits).
     """
 
     repo_root: Path
@@ -176,6 +220,7 @@ class DemoContext:
     services: dict[str, Any] = dataclasses.field(default_factory=dict)
     api: AirflowApi | None = None
     runs: dict[str, DagRunResult] = dataclasses.field(default_factory=dict)
+    progress: str = ""
 
     @property
     def airflow_home(self) -> Path:
@@ -235,6 +280,9 @@ class DemoContext:
                     if result.state in TERMINAL_STATES:
                         result.seconds = time.monotonic() - result.started
                         say(f"{result.dag_id}: run {result.state} after {result.seconds:.0f}s")
+                    else:
+                        say(f"{result.dag_id}: run {result.state}")
+                self.progress = ", ".join(f"{r.dag_id} {r.state}" for r in results)
                 if result.state in TERMINAL_STATES:
                     tis = api.get(f"/dags/{result.dag_id}/dagRuns/{result.run_id}/taskInstances")
                     result.tasks = tis.get("task_instances", [])
@@ -278,6 +326,7 @@ class Stage:
         return []
 
     def run(self, ctx: DemoContext) -> None:
+        """Trigger and await ``dags()``; a long ``run`` sets ``ctx.progress`` for the heartbeat to repeat."""
         dag_ids = self.dags(ctx)
         if dag_ids:
             ctx.trigger_and_wait(dag_ids)
@@ -697,7 +746,7 @@ def run(args: argparse.Namespace) -> int:
         demo_dir=args.demo_dir.resolve(),
         interval_start=DEFAULT_INTERVAL_START,
         interval_end=DEFAULT_INTERVAL_END,
-        bucket=DEFAULT_BUCKET,
+        bucket=DEFAULT_RAW_BUCKET,
         run_timeout=args.run_timeout,
     )
     stages = [factory() for factory in STAGE_FACTORIES] + [load_stage(spec) for spec in args.stage]
@@ -731,13 +780,14 @@ def run(args: argparse.Namespace) -> int:
             f"process group {airflow.pid}; log: {log_path}"
         )
         try:
-            wait_until(
-                lambda: http_ok(f"{base_url}/api/v2/monitor/health") and components_healthy(base_url),
-                timeout=args.start_timeout,
-                interval=1,
-                what="Airflow to become healthy",
-                alive=airflow.alive,
-            )
+            with heartbeat("waiting for Airflow to become healthy"):
+                wait_until(
+                    lambda: http_ok(f"{base_url}/api/v2/monitor/health") and components_healthy(base_url),
+                    timeout=args.start_timeout,
+                    interval=1,
+                    what="Airflow to become healthy",
+                    alive=airflow.alive,
+                )
         except (TimeoutError, RuntimeError) as exc:
             raise DemoError(f"{exc}\n--- last lines of {log_path} ---\n{airflow.tail()}") from exc
         say(
@@ -746,14 +796,17 @@ def run(args: argparse.Namespace) -> int:
         )
         ctx.api = AirflowApi(base_url, ADMIN_USER, password)
         wanted = [dag for stage in stages for dag in stage.dags(ctx)]
-        wait_for_dags(ctx, wanted, timeout=120, alive=airflow.alive)
+        with heartbeat("waiting for the DAG processor to parse the DAGs"):
+            wait_for_dags(ctx, wanted, timeout=120, alive=airflow.alive)
         say(f"DAGs parsed: {', '.join(wanted)}")
         # Unpause every stage's DAGs before any runs: Airflow queues asset-triggered runs only for consumers
         # that are unpaused when the asset event is written.
         for dag_id in wanted:
             ctx.require_api().call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         for stage in stages:
-            stage.run(ctx)
+            ctx.progress = ""
+            with heartbeat(f"{stage.name}: waiting", status=lambda: ctx.progress):
+                stage.run(ctx)
         for stage in stages:
             problems += [f"[{stage.name}] {p}" for p in stage.verify(ctx)]
         say()

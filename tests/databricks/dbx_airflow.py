@@ -12,11 +12,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DAGS = REPO_ROOT / "dags"
 OPS_BUNDLE = pathlib.Path(__file__).resolve().parent / "ops_bundle"
 PARTITION = "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/"
-MANUAL_CONF = {
-    "partition_path": PARTITION,
-    "interval_start": "2026-11-20T00:00:00+00:00",
-    "interval_end": "2026-11-21T00:00:00+00:00",
-}
+# A manual run names its raw partition by key; the DAG derives path, date, folder and interval from it.
+MANUAL_CONF = {"partition_key": "2026-11-20"}
 
 
 def use_emulator(emulator: Any, monkeypatch: Any, tmp_path: pathlib.Path) -> Any:

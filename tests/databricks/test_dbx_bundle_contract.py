@@ -9,12 +9,14 @@ import yaml
 from dbx_airflow import load_dag
 
 from airbricks.databricks.processing import DATASETS, GOLD_TASK_KEY, processed_dataset
+from airbricks.partitions import JOB_PARAMETER_NAMES
 
 BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "databricks"
 DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
-# OPENLINEAGE_CONTEXT: set by the provider's OpenLineage parent-run injection (docs/LINEAGE.md); Databricks
-# refuses run-now job parameters a job does not declare.
-JOB_PARAMETERS = {"partition_path", "interval_start", "interval_end", "output_root", "OPENLINEAGE_CONTEXT"}
+# The partition as RawPartition.job_parameters passes it, output_root, and OPENLINEAGE_CONTEXT (set by the
+# provider's OpenLineage parent-run injection, docs/LINEAGE.md); Databricks refuses run-now job parameters
+# a job does not declare.
+JOB_PARAMETERS = {*JOB_PARAMETER_NAMES, "output_root", "OPENLINEAGE_CONTEXT"}
 
 
 def _bundle_jobs() -> dict[str, tuple[pathlib.Path, dict]]:
@@ -35,7 +37,9 @@ def test_bundle_targets_and_variables():
     assert root["targets"]["dev"]["mode"] == "development"
     assert root["targets"]["prod"]["mode"] == "production"
     assert "host" not in str(root["targets"]), "the workspace comes from DATABRICKS_HOST, not the file"
-    assert {"raw_bucket", "lake_root", "spark_version", "node_type_id"} <= set(root["variables"])
+    assert {"lake_root", "spark_version", "node_type_id"} <= set(root["variables"])
+    # The raw bucket reaches the jobs only inside partition_path (its one default is airbricks.partitions).
+    assert "raw_bucket" not in root["variables"]
 
 
 def test_every_processed_dataset_has_its_dag_file():

@@ -82,7 +82,9 @@ def test_processing_dag_runs_the_job_by_name_deferred_and_returns_the_gold_resul
     assert gold["layer"] == "gold"
     assert gold["partition_path"] == PARTITION
     assert gold["output_root"] == "s3://test-lake/hackernews/stories/"
-    assert gold["interval_start"] == MANUAL_CONF["interval_start"]
+    assert gold["partition_key"] == "2026-11-20"
+    assert gold["partition_folder"] == "dt=2026-11-20/"
+    assert gold["interval_start"] == "2026-11-20T00:00:00+00:00"
     [notified] = xcom_values(dag_run, "notify")
     assert notified[0].startswith("gold ready: dataset=hackernews/stories")
     [run] = dbx.state()["runs"]
@@ -158,7 +160,7 @@ def test_cluster_example_sensor_setup_submit_runs_result_and_teardown(dbx):
     ready = "/Volumes/main/airbricks/landing/hackernews/_READY"
     timer = _put_file_later(dbx, ready, 3.0)  # the deferred sensor keeps waiting on 404 until then
     dag = load_dag("databricks_cluster_example.py", "databricks_cluster_example")
-    dag_run = dag.test(run_conf={"ready_file": ready, "partition_path": PARTITION})
+    dag_run = dag.test(run_conf={"ready_file": ready, **MANUAL_CONF})
     timer.join()
 
     assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
@@ -177,7 +179,7 @@ def test_cluster_example_teardown_deletes_the_cluster_when_a_run_fails(dbx, fail
     ready = "/Volumes/main/airbricks/landing/hackernews/_READY"
     _put_file_later(dbx, ready, 0).join()
     dag = load_dag("databricks_cluster_example.py", "databricks_cluster_example", retries=0)
-    conf = {"ready_file": ready, "partition_path": PARTITION, "fail_layer": "silver"}
+    conf = {"ready_file": ready, **MANUAL_CONF, "fail_layer": "silver"}
     dag_run = dag.test(run_conf=conf)
 
     states = task_states(dag_run)
@@ -198,7 +200,7 @@ def test_cluster_example_teardown_deletes_a_cluster_that_failed_to_start(dbx):
     _put_file_later(dbx, ready, 0).join()
     dbx.faults.fail_cluster_start(code="CLOUD_PROVIDER_LAUNCH_FAILURE")
     dag = load_dag("databricks_cluster_example.py", "databricks_cluster_example", retries=0)
-    dag_run = dag.test(run_conf={"ready_file": ready, "partition_path": PARTITION})
+    dag_run = dag.test(run_conf={"ready_file": ready, **MANUAL_CONF})
 
     states = task_states(dag_run)
     assert states["create_cluster"] == "failed"
@@ -213,7 +215,7 @@ def test_cluster_example_teardown_deletes_a_cluster_that_failed_to_start(dbx):
 def test_workflow_example_runs_all_tasks_as_one_job_on_one_job_cluster(dbx):
     dag = load_dag("databricks_workflow_example.py", "databricks_workflow_example", retries=0)
     other_day = PARTITION.replace("dt=2026-11-20", "dt=2026-11-18")  # not the DAG's default param
-    dag_run = dag.test(run_conf={"partition_path": other_day})
+    dag_run = dag.test(run_conf={"partition_key": "2026-11-18"})
 
     assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
     client = dbx.client()

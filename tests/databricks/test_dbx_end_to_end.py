@@ -9,11 +9,12 @@ import pytest
 from dbx_airflow import load_dag, task_states, xcom_values
 from dbx_testdata import hn_hit
 
+from airbricks.partitions import DEFAULT_RAW_BUCKET, RawPartition
+
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
-RAW_BUCKET = "airbricks-raw"
+RAW_BUCKET = DEFAULT_RAW_BUCKET
 LAKE_BUCKET = "airbricks-e2e-lake"
-PREFIX = "raw/hackernews/stories/dt=2026-11-20/"
 
 
 def _bucket(s3_server, name: str) -> None:
@@ -21,9 +22,11 @@ def _bucket(s3_server, name: str) -> None:
         s3_server.create_bucket(name)
 
 
+@pytest.mark.parametrize("key", ["2026-11-20", "2026-11-20T05"], ids=["day", "hour"])
 def test_processing_dag_runs_the_real_bundle_on_raw_pages_from_s3(
-    databricks_emulator, s3_server, airflow_db, monkeypatch, tmp_path
+    key, databricks_emulator, s3_server, airflow_db, monkeypatch, tmp_path
 ):
+    partition = RawPartition.from_key("hackernews", "stories", key)
     for name, value in databricks_emulator.airflow_conn_env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRBRICKS_LAKE_ROOT", f"s3://{LAKE_BUCKET}")
@@ -40,25 +43,24 @@ def test_processing_dag_runs_the_real_bundle_on_raw_pages_from_s3(
         "page": 0,
         "nbPages": 1,
     }
-    client.put_object(Bucket=RAW_BUCKET, Key=PREFIX + "part-00001.json", Body=json.dumps(page).encode())
-    client.put_object(Bucket=RAW_BUCKET, Key=PREFIX + "_manifest.json", Body=b'{"records": 3}')
+    client.put_object(
+        Bucket=RAW_BUCKET, Key=partition.prefix + "part-00001.json", Body=json.dumps(page).encode()
+    )
+    client.put_object(Bucket=RAW_BUCKET, Key=partition.manifest_key, Body=b'{"records": 3}')
     databricks_emulator.use_s3(s3_server.endpoint_url)
 
     dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories", retries=0)
-    dag_run = dag.test(
-        run_conf={
-            "partition_path": f"s3://{RAW_BUCKET}/{PREFIX}",
-            "interval_start": "2026-11-20T00:00:00+00:00",
-            "interval_end": "2026-11-21T00:00:00+00:00",
-        }
-    )
+    dag_run = dag.test(run_conf={"partition_key": key})
 
     assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
     [gold] = xcom_values(dag_run, "get_gold_result")
+    assert (gold["partition_key"], gold["dt"]) == (key, "2026-11-20")
     summary = gold["summary"]
     assert summary["stories"] == 2
     assert summary["total_points"] == 43
     assert summary["top_authors"][0] == {"author": "alice", "stories": 1, "total_points": 31}
+    # Each layer under the partition's own folder: an hour never overwrites its day or another hour.
     keys = s3_server.list_keys(LAKE_BUCKET, "hackernews/stories/")
     for folder in ("bronze", "silver", "gold/authors", "gold/domains"):
-        assert any(k.startswith(f"hackernews/stories/{folder}/dt=2026-11-20/part-") for k in keys), keys
+        expected = f"hackernews/stories/{folder}/{partition.relative_prefix}part-"
+        assert any(k.startswith(expected) for k in keys), (expected, keys)

@@ -14,7 +14,6 @@ import pytest
 from dbx_airflow import (
     MANUAL_CONF,
     OPS_BUNDLE,
-    PARTITION,
     clear_and_resume,
     load_dag,
     task_states,
@@ -128,7 +127,7 @@ def test_workflow_retry_of_the_failed_task_repairs_the_run(dbx):
     dag, names = _workflow(retries=1)
     silver_key = next(key for key, layer in names.items() if layer == "silver")
     dbx.faults.fail_runs(count=1, task_key=silver_key, message="Injected: silver failed")
-    dag_run = dag.test(run_conf={"partition_path": PARTITION})
+    dag_run = dag.test(run_conf=MANUAL_CONF)
 
     assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
     tries = try_numbers(dag_run)
@@ -140,7 +139,7 @@ def test_workflow_clear_of_the_failed_task_repairs_the_run(dbx):
     dag, names = _workflow(retries=0)
     silver_key = next(key for key, layer in names.items() if layer == "silver")
     dbx.faults.fail_runs(count=1, task_key=silver_key, message="Injected: silver failed")
-    dag_run = dag.test(run_conf={"partition_path": PARTITION})
+    dag_run = dag.test(run_conf=MANUAL_CONF)
     states = task_states(dag_run)
     assert (states["medallion.silver"], states["medallion.gold"]) == ("failed", "upstream_failed")
 

@@ -20,6 +20,7 @@ from airbricks.databricks.retry import (
     retry_after_from_exception,
     wait_retry_after,
 )
+from airbricks.partitions import RawPartition
 
 
 def _http_error(status: int, retry_after: str | None = None) -> requests.HTTPError:
@@ -136,45 +137,65 @@ def _event(extra, timestamp="2026-11-21T01:00:00+00:00"):
     return types.SimpleNamespace(extra=extra, timestamp=timestamp)
 
 
+def _params(events, params=None):
+    return job_parameters_from_events(
+        events,
+        bucket="raw",
+        source="hackernews",
+        dataset="stories",
+        params=params or {},
+        output_root="s3://lake/hn/",
+    )
+
+
 def test_job_parameters_one_per_event_sorted_and_deduplicated():
     asset = Asset("s3://raw/raw/hackernews/stories")
     other = Asset("s3://raw/raw/github/issues")
+    day = RawPartition.from_key("hackernews", "stories", "2026-11-20")
     events = _Events(
         {
             asset: [
-                _event(
-                    {"partition": "s3://raw/raw/hackernews/stories/dt=2026-11-20/", "interval_start": "a"}
-                ),
+                _event(day.to_extra("raw")),
+                # What ingestion emitted before partition keys: the URI alone (no trailing slash here).
                 _event({"partition": "s3://raw/raw/hackernews/stories/dt=2026-11-19", "records": 3}),
-                _event(
-                    {"partition": "s3://raw/raw/hackernews/stories/dt=2026-11-20/", "interval_start": "a"}
-                ),
+                _event({**day.to_extra("raw"), "records": 5}),
             ],
             other: [_event({"partition": "s3://raw/raw/github/issues/dt=2026-11-20/"})],
         }
     )
-    params = job_parameters_from_events(events, asset.uri, {}, "s3://lake/hn/")
-    assert [p["partition_path"] for p in params] == [
-        "s3://raw/raw/hackernews/stories/dt=2026-11-19/",
-        "s3://raw/raw/hackernews/stories/dt=2026-11-20/",
-    ]
-    assert params[1] == {
-        "partition_path": "s3://raw/raw/hackernews/stories/dt=2026-11-20/",
-        "interval_start": "a",
-        "interval_end": "",
-        "output_root": "s3://lake/hn/",
-    }
+    params = _params(events)
+    assert [p["partition_key"] for p in params] == ["2026-11-19", "2026-11-20"]
+    assert params[1] == {**day.job_parameters("raw"), "output_root": "s3://lake/hn/"}
+
+
+def test_hour_partitions_are_processed_with_their_hr_folder():
+    hour = RawPartition.from_key("hackernews", "stories", "2026-11-20T05")
+    events = _Events({Asset("s3://raw/raw/hackernews/stories"): [_event(hour.to_extra("raw"))]})
+    [params] = _params(events)
+    assert params["partition_path"] == "s3://raw/raw/hackernews/stories/dt=2026-11-20/hr=05/"
+    assert params["partition_folder"] == "dt=2026-11-20/hr=05/"
+    assert (params["interval_start"], params["interval_end"]) == (
+        "2026-11-20T05:00:00+00:00",
+        "2026-11-20T06:00:00+00:00",
+    )
+    # The old URI-only extra in the hr= form is accepted too (the regex before RawPartition refused it).
+    old = _Events({Asset("s3://raw/raw/hackernews/stories"): [_event({"partition": hour.uri("raw")})]})
+    assert _params(old) == [params]
 
 
 def test_job_parameters_from_params_for_manual_runs_and_clear_errors():
     uri = "s3://raw/raw/hackernews/stories"
-    manual = job_parameters_from_events(
-        _Events(), uri, {"partition_path": "s3://raw/raw/hackernews/stories/dt=2026-11-20"}, "s3://lake/"
-    )
-    assert manual[0]["partition_path"].endswith("dt=2026-11-20/")
+    [manual] = _params(_Events(), {"partition_key": "2026-11-20"})
+    assert manual["partition_path"] == "s3://raw/raw/hackernews/stories/dt=2026-11-20/"
     with pytest.raises(ValueError, match="nothing to process"):
-        job_parameters_from_events(None, uri, {"partition_path": ""}, "s3://lake/")
-    with pytest.raises(ValueError, match="no valid 'partition'"):
-        job_parameters_from_events(_Events({Asset(uri): [_event({"records": 1})]}), uri, {}, "s3://lake/")
-    with pytest.raises(ValueError, match="param partition_path"):
-        job_parameters_from_events(_Events(), uri, {"partition_path": "/local/dt=2026-11-20/"}, "s3://lake/")
+        _params(None, {"partition_key": ""})
+    with pytest.raises(ValueError, match=r"no usable raw partition.*neither 'partition_key' nor 'partition'"):
+        _params(_Events({Asset(uri): [_event({"records": 1})]}))
+    with pytest.raises(ValueError, match="not in the raw bucket 'raw'"):
+        _params(
+            _Events({Asset(uri): [_event({"partition": "s3://other/raw/hackernews/stories/dt=2026-11-20/"})]})
+        )
+    with pytest.raises(ValueError, match="names a partition of github/issues"):
+        _params(_Events({Asset(uri): [_event({"partition": "s3://raw/raw/github/issues/dt=2026-11-20/"})]}))
+    with pytest.raises(ValueError, match=r"param partition_key: .*'2026-11-20T5'"):
+        _params(_Events(), {"partition_key": "2026-11-20T5"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ pytest.importorskip("pyspark", reason="pyspark is needed for the bundle's transf
 from airbricks_jobs import github, hackernews
 from airbricks_jobs.params import JobParameterError, LayerParams, join_path
 from airbricks_jobs.pipeline import RawPartitionError, read_raw_pages, run_layer
+
+from airbricks.partitions import JOB_PARAMETER_NAMES, RawPartition
 
 
 def _hn_pages(spark, tmp_path: pathlib.Path, pages: list) -> object:
@@ -196,24 +199,29 @@ def test_gh_gold_counts_labels_states_and_kinds(spark, tmp_path):
 # ---- Parameters and the end-to-end pipeline ----------------------------------------------------------
 
 
-def test_partition_date_comes_from_the_dt_folder_else_the_interval():
+DAY_PARAMETERS = {
+    "partition_path": "s3://b/raw/hackernews/stories/dt=2026-11-20/",
+    "partition_key": "2026-11-20",
+    "partition_date": "2026-11-20",
+    "partition_folder": "dt=2026-11-20/",
+}
+
+
+def test_layers_write_under_the_partition_folder_given_by_airflow():
     params = LayerParams(
-        dataset="hackernews_stories",
-        layer="bronze",
-        partition_path="s3://b/raw/hackernews/stories/dt=2026-11-20/",
-        output_root="s3://lake/hn/",
+        dataset="hackernews_stories", layer="bronze", output_root="s3://lake/hn/", **DAY_PARAMETERS
     )
-    assert params.partition_date == "2026-11-20"
     assert params.layer_path("gold", "authors") == "s3://lake/hn/gold/authors/dt=2026-11-20/"
-    fallback = LayerParams(
-        dataset="x",
-        layer="silver",
-        partition_path="/tmp/p",
-        output_root="/o",
-        interval_start="2026-11-19T00:00:00Z",
-    )
-    assert fallback.partition_date == "2026-11-19"
+    hour = RawPartition("hackernews", "stories", datetime(2026, 11, 20, 5, tzinfo=UTC), "hour")
+    hourly = LayerParams(dataset="x", layer="silver", output_root="/o", **hour.job_parameters("b"))
+    assert hourly.layer_path("silver") == "/o/silver/dt=2026-11-20/hr=05/"
     assert join_path("s3://b/", "/a/", "b") == "s3://b/a/b/"
+
+
+def test_the_bundle_accepts_exactly_the_job_parameters_airflow_sends():
+    # The bundle parses nothing: it takes RawPartition.job_parameters as they are (plus output_root).
+    names = {f.name for f in dataclasses.fields(LayerParams)} - {"dataset", "layer", "output_root"}
+    assert names == set(JOB_PARAMETER_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -221,20 +229,18 @@ def test_partition_date_comes_from_the_dt_folder_else_the_interval():
     [
         ({"layer": "platinum"}, "'layer'"),
         ({"partition_path": " "}, "'partition_path' is empty"),
+        ({"partition_key": ""}, "'partition_key' is empty"),
+        ({"partition_folder": ""}, "'partition_folder' is empty"),
         ({"output_root": ""}, "'output_root' is empty"),
-        ({"partition_path": "/raw/no-date/"}, "no dt=YYYY-MM-DD"),
-        ({"partition_path": "/raw/dt=2026-13-45/"}, "invalid dt= date"),
+        ({"partition_date": "2026-13-45"}, "'partition_date' is not YYYY-MM-DD"),
+        ({"partition_folder": "/abs/"}, "'partition_folder' must be a relative folder"),
+        ({"partition_folder": "dt=x/../../"}, "'partition_folder' must be a relative folder"),
         ({"interval_start": "yesterday"}, "'interval_start' is not an ISO-8601"),
         ({"interval_start": "2026-11-21T00:00:00", "interval_end": "2026-11-20T00:00:00"}, "before"),
     ],
 )
 def test_bad_parameters_fail_with_the_parameter_named(overrides, message):
-    values = {
-        "dataset": "hackernews_stories",
-        "layer": "bronze",
-        "partition_path": "/raw/dt=2026-11-20/",
-        "output_root": "/lake/",
-    }
+    values = {"dataset": "hackernews_stories", "layer": "bronze", "output_root": "/lake/", **DAY_PARAMETERS}
     values.update(overrides)
     with pytest.raises(JobParameterError, match=message):
         LayerParams(**values)
@@ -244,6 +250,7 @@ def test_run_layer_bronze_silver_gold_end_to_end_and_rerun_is_idempotent(spark, 
     pages = [{"hits": [hn_hit("1", points=7), hn_hit("2", author="bob", points=3)], "page": 0, "nbPages": 1}]
     partition = write_partition(tmp_path / "raw", pages, {"records": 2})
     common = {
+        **DAY_PARAMETERS,
         "dataset": "hackernews_stories",
         "partition_path": str(partition) + "/",
         "output_root": str(tmp_path / "lake") + "/",
@@ -260,7 +267,7 @@ def test_run_layer_bronze_silver_gold_end_to_end_and_rerun_is_idempotent(spark, 
     assert bronze["manifest_records"] == 2
     assert "warning" not in bronze
     assert silver["rows"] == 2
-    assert gold["dt"] == "2026-11-20"
+    assert (gold["dt"], gold["partition_key"]) == ("2026-11-20", "2026-11-20")
     assert gold["tables"]["authors"]["rows"] == 2
     assert gold["summary"]["stories"] == 2
     assert gold["summary"]["total_points"] == 10
@@ -275,7 +282,7 @@ def test_run_layer_refuses_a_partition_without_manifest(spark, tmp_path):
             spark,
             dataset="hackernews_stories",
             layer="bronze",
-            partition_path=str(partition),
+            **{**DAY_PARAMETERS, "partition_path": str(partition)},
             output_root=str(tmp_path / "lake"),
         )
     assert not (tmp_path / "lake").exists()
@@ -287,12 +294,16 @@ def test_run_layer_reports_manifest_mismatch_and_unknown_dataset(spark, tmp_path
         spark,
         dataset="github_issues",
         layer="bronze",
-        partition_path=str(partition),
+        **{**DAY_PARAMETERS, "partition_path": str(partition)},
         output_root=str(tmp_path / "lake"),
     )
     assert result["rows"] == 1
     assert "manifest lists 5 records" in result["warning"]
     with pytest.raises(JobParameterError, match="known datasets"):
         run_layer(
-            spark, dataset="nope", layer="bronze", partition_path=str(partition), output_root=str(tmp_path)
+            spark,
+            dataset="nope",
+            layer="bronze",
+            **{**DAY_PARAMETERS, "partition_path": str(partition)},
+            output_root=str(tmp_path),
         )

@@ -20,9 +20,11 @@ import requests
 from airbricks.emulator.task_runner import storage_hint
 from airbricks.local.processes import free_port
 from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY
+from airbricks.partitions import RawPartition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PARTITION = "raw/hackernews/stories/dt=2026-11-20/"
+RAW_BUCKET = "airbricks-raw"
+PARTITION = RawPartition.from_key("hackernews", "stories", "2026-11-20")
 PAGE = {
     "hits": [
         {
@@ -71,22 +73,17 @@ def _wait_for_line(
     raise AssertionError(f"no line matching {pattern!r} within 120 s:\n{''.join(seen)}")
 
 
-def _run_bronze(base_url: str, token: str, partition_path: str) -> tuple[dict, dict]:
-    """``run-now`` of the bundle's hackernews job, bronze task only; (finished run, bronze task output)."""
+def _run_bronze(base_url: str, token: str) -> tuple[dict, dict]:
+    """``run-now`` of the bundle's hackernews job on :data:`PARTITION`, bronze only; (run, bronze output)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     jobs = session.get(f"{base_url}/api/2.2/jobs/list", params={"name": "airbricks_hackernews"}, timeout=10)
     job_id = jobs.json()["jobs"][0]["job_id"]
-    body = {
-        "job_id": job_id,
-        "only": ["bronze"],
-        "job_parameters": {
-            "partition_path": partition_path,
-            "output_root": "s3://airbricks-lake/hackernews/stories/",
-            "interval_start": "2026-11-20T00:00:00+00:00",
-            "interval_end": "2026-11-21T00:00:00+00:00",
-        },
+    parameters = {
+        **PARTITION.job_parameters(RAW_BUCKET),  # what the processing DAG passes
+        "output_root": "s3://airbricks-lake/hackernews/stories/",
     }
+    body = {"job_id": job_id, "only": ["bronze"], "job_parameters": parameters}
     run_id = session.post(f"{base_url}/api/2.2/jobs/run-now", json=body, timeout=10).json()["run_id"]
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
@@ -134,19 +131,15 @@ def test_make_emulator_runs_the_bronze_job_on_its_local_s3(tmp_path: Path) -> No
             aws_access_key_id=LOCAL_ACCESS_KEY_ID,
             aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
         )
-        s3.put_object(
-            Bucket="airbricks-raw", Key=PARTITION + "part-00001.json", Body=json.dumps(PAGE).encode()
-        )
-        s3.put_object(Bucket="airbricks-raw", Key=PARTITION + "_manifest.json", Body=b'{"records": 1}')
+        page = json.dumps(PAGE).encode()
+        s3.put_object(Bucket=RAW_BUCKET, Key=PARTITION.prefix + "part-00001.json", Body=page)
+        s3.put_object(Bucket=RAW_BUCKET, Key=PARTITION.manifest_key, Body=b'{"records": 1}')
 
-        run, output = _run_bronze(
-            f"http://127.0.0.1:{port}", (state / "token").read_text(), f"s3://airbricks-raw/{PARTITION}"
-        )
+        run, output = _run_bronze(f"http://127.0.0.1:{port}", (state / "token").read_text())
 
         assert run["state"]["result_state"] == "SUCCESS", output
-        listed = s3.list_objects_v2(
-            Bucket="airbricks-lake", Prefix="hackernews/stories/bronze/dt=2026-11-20/"
-        )
+        bronze = f"hackernews/stories/bronze/{PARTITION.relative_prefix}"
+        listed = s3.list_objects_v2(Bucket="airbricks-lake", Prefix=bronze)
         keys = [obj["Key"] for obj in listed.get("Contents", [])]
         assert any(key.endswith(".parquet") for key in keys), keys
     finally:
@@ -158,9 +151,7 @@ def test_make_emulator_runs_the_bronze_job_on_its_local_s3(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_an_s3_path_without_an_s3_endpoint_fails_with_a_hint_naming_the_flag(databricks_emulator) -> None:
     # The session emulator with storage mapping off: what `airbricks-emulator` without --s3-endpoint-url is.
-    run, output = _run_bronze(
-        databricks_emulator.url, databricks_emulator.token, f"s3://airbricks-raw/{PARTITION}"
-    )
+    run, output = _run_bronze(databricks_emulator.url, databricks_emulator.token)
     assert run["state"]["result_state"] == "FAILED"
     error = output["error"]
     first, hint = error.splitlines()[:2]

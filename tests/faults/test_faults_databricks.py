@@ -22,12 +22,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow]
 # The Databricks engineers' fast stand-in bundle: the same job names and shapes as databricks/, tiny work.
 OPS_BUNDLE = REPO_ROOT / "tests" / "databricks" / "ops_bundle"
 PROCESSING_DAG_FILE = REPO_ROOT / "dags" / "databricks_hackernews_stories.py"
-PARTITION = "s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-20/"
-MANUAL_CONF = {
-    "partition_path": PARTITION,
-    "interval_start": "2026-11-20T00:00:00+00:00",
-    "interval_end": "2026-11-21T00:00:00+00:00",
-}
+MANUAL_CONF = {"partition_key": "2026-11-20"}
 JOB = "airbricks_hackernews"  # job cluster "medallion", tasks bronze -> silver -> gold
 SLEEPY_JOB = "airbricks_ops_sleepy"  # timeout_seconds: 3, one task that sleeps past it
 

@@ -10,7 +10,6 @@ import pathlib
 import pytest
 import yaml
 
-from airbricks.ingestion.assets import raw_bucket
 from airbricks.ingestion.config import (
     CursorPagination,
     LinkHeaderPagination,
@@ -19,6 +18,7 @@ from airbricks.ingestion.config import (
     load_sources,
     parse_sources,
 )
+from airbricks.partitions import raw_bucket
 
 SOURCES_YAML = pathlib.Path(__file__).resolve().parents[2] / "dags" / "sources.yaml"
 

@@ -70,6 +70,10 @@ def test_success_publishes_pages_as_received(replay_server, s3):
         assert snapshot[f"{PREFIX}part-{page + 1:05d}.json"] == expected  # byte-exact raw zone
     manifest = read_manifest(s3.client(), BUCKET, PREFIX)
     assert result.as_dict() == {
+        "source": "hackernews",
+        "dataset": "stories",
+        "partition_key": "2026-11-19",
+        "grain": "day",
         "partition": f"s3://{BUCKET}/{PREFIX}",
         "manifest_key": PREFIX + "_manifest.json",
         "pages": 3,

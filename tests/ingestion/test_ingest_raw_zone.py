@@ -8,71 +8,28 @@ import json
 
 import pytest
 
-from airbricks.ingestion.raw_zone import Partition, PartitionError, RawZoneWriter, read_manifest
+from airbricks.ingestion.raw_zone import RawZoneWriter, part_key, read_manifest, staging_prefix
+from airbricks.partitions import RawPartition
 
 UTC = datetime.UTC
 BUCKET = "raw-zone-test"
 
 
-def _day(start_day: int = 19) -> Partition:
-    return Partition(
-        BUCKET,
-        "src",
-        "ds",
-        datetime.datetime(2026, 11, start_day, tzinfo=UTC),
-        datetime.datetime(2026, 11, start_day + 1, tzinfo=UTC),
-    )
+def _day(start_day: int = 19) -> RawPartition:
+    return RawPartition("src", "ds", datetime.datetime(2026, 11, start_day, tzinfo=UTC))
 
 
-def test_daily_key_layout():
+def test_part_and_staging_keys_are_under_the_partition():
     partition = _day()
-    assert partition.prefix == "raw/src/ds/dt=2026-11-19/"
-    assert partition.part_key(1) == "raw/src/ds/dt=2026-11-19/part-00001.json"
-    assert partition.part_key(12345) == "raw/src/ds/dt=2026-11-19/part-12345.json"
-    assert partition.manifest_key == "raw/src/ds/dt=2026-11-19/_manifest.json"
-    assert partition.uri == f"s3://{BUCKET}/raw/src/ds/dt=2026-11-19/"
-    staging = partition.staging_prefix("manual__2026-11-20T00:00:00+00:00")
+    assert part_key(partition, 1) == "raw/src/ds/dt=2026-11-19/part-00001.json"
+    assert part_key(partition, 12345) == "raw/src/ds/dt=2026-11-19/part-12345.json"
+    staging = staging_prefix(partition, "manual__2026-11-20T00:00:00+00:00")
     assert staging.startswith("raw/_staging/src/ds/dt=2026-11-19/")
     assert len(staging.split("/")[-2]) == 16
-    assert staging != partition.staging_prefix("scheduled__2026-11-20T00:00:00+00:00")
-
-
-def test_hourly_layout_and_utc_dates():
-    cet = datetime.timezone(datetime.timedelta(hours=1))
-    partition = Partition(
-        BUCKET,
-        "src",
-        "ds",
-        datetime.datetime(2026, 11, 20, 0, tzinfo=cet),
-        datetime.datetime(2026, 11, 20, 1, tzinfo=cet),
-    )
-    assert partition.prefix == "raw/src/ds/dt=2026-11-19/hr=23/"
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "match"),
-    [
-        (
-            datetime.datetime(2026, 11, 19, tzinfo=UTC),
-            datetime.datetime(2026, 11, 19, tzinfo=UTC),
-            "empty data interval",
-        ),
-        (
-            datetime.datetime(2026, 11, 19, 0, 0, tzinfo=UTC),
-            datetime.datetime(2026, 11, 19, 0, 30, tzinfo=UTC),
-            "sub-daily",
-        ),
-        (
-            datetime.datetime(2026, 11, 19, 0, 30, tzinfo=UTC),
-            datetime.datetime(2026, 11, 19, 2, 30, tzinfo=UTC),
-            "on the hour",
-        ),
-        (datetime.datetime(2026, 11, 19), datetime.datetime(2026, 11, 20), "timezone-aware"),
-    ],
-)
-def test_intervals_without_a_partition_are_refused(start, end, match):
-    with pytest.raises(PartitionError, match=match):
-        Partition(BUCKET, "src", "ds", start, end)
+    assert staging != staging_prefix(partition, "scheduled__2026-11-20T00:00:00+00:00")
+    hour = RawPartition("src", "ds", datetime.datetime(2026, 11, 19, 23, tzinfo=UTC), "hour")
+    assert part_key(hour, 1) == "raw/src/ds/dt=2026-11-19/hr=23/part-00001.json"
+    assert staging_prefix(hour, "r").startswith("raw/_staging/src/ds/dt=2026-11-19/hr=23/")
 
 
 @pytest.fixture
@@ -90,7 +47,7 @@ def _stage(writer: RawZoneWriter, bodies: list[bytes]) -> None:
 
 def _publish(client, run_id: str, bodies: list[bytes]) -> dict:
     """A whole run of ``_day()``: begin, stage every page, publish; returns the manifest."""
-    writer = RawZoneWriter(client, _day(), run_id)
+    writer = RawZoneWriter(client, BUCKET, _day(), run_id)
     _stage(writer, bodies)
     return writer.publish()
 
@@ -99,7 +56,7 @@ def _publish(client, run_id: str, bodies: list[bytes]) -> dict:
 def test_publish_writes_byte_exact_parts_and_manifest_last(s3):
     client = s3.client()
     bodies = [b'[{"id": 1},\n {"id": 2}]', b'[ {"id":3} ]']
-    writer = RawZoneWriter(client, _day(), "run-1")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(writer, bodies)
     assert read_manifest(client, BUCKET, _day().prefix) is None  # staged only: nothing trusted yet
     manifest = writer.publish()
@@ -110,7 +67,7 @@ def test_publish_writes_byte_exact_parts_and_manifest_last(s3):
         "raw/src/ds/dt=2026-11-19/part-00002.json",
     ]  # staging is gone
     for number, body in enumerate(bodies, start=1):
-        assert client.get_object(Bucket=BUCKET, Key=_day().part_key(number))["Body"].read() == body
+        assert client.get_object(Bucket=BUCKET, Key=part_key(_day(), number))["Body"].read() == body
     stored = read_manifest(client, BUCKET, _day().prefix)
     assert stored == manifest
     assert stored["source"] == "src"
@@ -124,7 +81,7 @@ def test_publish_writes_byte_exact_parts_and_manifest_last(s3):
     assert [p["sha256"] for p in stored["parts"]] == [hashlib.sha256(b).hexdigest() for b in bodies]
     assert [p["bytes"] for p in stored["parts"]] == [len(b) for b in bodies]
     assert [p["records"] for p in stored["parts"]] == [2, 1]
-    assert [p["key"] for p in stored["parts"]] == [_day().part_key(1), _day().part_key(2)]
+    assert [p["key"] for p in stored["parts"]] == [part_key(_day(), 1), part_key(_day(), 2)]
     assert datetime.datetime.fromisoformat(stored["created_at"]).tzinfo is not None
 
 
@@ -136,7 +93,7 @@ def test_shorter_republish_removes_stale_parts(s3):
     hourly = _day().prefix + "hr=05/part-00001.json"  # another layout's sub-partition: not ours to delete
     client.put_object(Bucket=BUCKET, Key=hourly, Body=b"[0]")
     _publish(client, "run-2", [b"[9]"])
-    assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, _day().part_key(1)]
+    assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, part_key(_day(), 1)]
     assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 1
 
 
@@ -144,12 +101,12 @@ def test_shorter_republish_removes_stale_parts(s3):
 def test_abort_keeps_published_partition_and_other_intervals(s3):
     client = s3.client()
     _publish(client, "run-1", [b"[1]"])
-    other = RawZoneWriter(client, _day(20), "run-x")
+    other = RawZoneWriter(client, BUCKET, _day(20), "run-x")
     _stage(other, [b"[7]"])
     other.publish()
     before = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
 
-    failing = RawZoneWriter(client, _day(), "run-2")
+    failing = RawZoneWriter(client, BUCKET, _day(), "run-2")
     _stage(failing, [b"[5]", b"[6]"])
     failing.abort()
     after = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
@@ -160,11 +117,11 @@ def test_abort_keeps_published_partition_and_other_intervals(s3):
 def test_begin_clears_leftovers_of_a_crashed_attempt_of_the_same_run(s3):
     client = s3.client()
     _publish(client, "run-0", [b"[0]"])
-    crashed = RawZoneWriter(client, _day(), "run-1")
+    crashed = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(crashed, [b"[1]", b"[2]", b"[3]"])
     crashed.flush()  # the process died here, its uploads landed: no abort
     assert crashed.mode == "staged"
-    retry = RawZoneWriter(client, _day(), "run-1")
+    retry = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(retry, [b"[1]"])
     retry.flush()
     assert s3.list_keys(BUCKET, retry.staging) == [retry.staging + "part-00001.json"]
@@ -193,14 +150,14 @@ class S3Calls:
 def test_first_publication_writes_final_keys_directly(s3):
     client = s3.client()
     calls = S3Calls(client)
-    writer = RawZoneWriter(client, _day(), "run-1")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(writer, [b"[1]", b"[2]"])
     assert writer.mode == "direct"
     writer.publish()
-    assert calls.keys("PutObject") == [_day().part_key(1), _day().part_key(2), _day().manifest_key]
+    assert calls.keys("PutObject") == [part_key(_day(), 1), part_key(_day(), 2), _day().manifest_key]
     assert calls.keys("CopyObject") == []
     assert not [key for _, key in calls.calls if key.startswith("raw/_staging/")]
-    assert s3.list_keys(BUCKET) == [_day().manifest_key, _day().part_key(1), _day().part_key(2)]
+    assert s3.list_keys(BUCKET) == [_day().manifest_key, part_key(_day(), 1), part_key(_day(), 2)]
     assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 2
 
 
@@ -209,7 +166,7 @@ def test_republication_stages_then_copies(s3):
     client = s3.client()
     _publish(client, "run-1", [b"[1]", b"[2]"])
     calls = S3Calls(client)
-    second = RawZoneWriter(client, _day(), "run-2")
+    second = RawZoneWriter(client, BUCKET, _day(), "run-2")
     _stage(second, [b"[3]", b"[4]"])
     assert second.mode == "staged"
     second.flush()
@@ -218,12 +175,12 @@ def test_republication_stages_then_copies(s3):
     assert s3.list_keys(BUCKET, "raw/_staging/") == staged
     # Until publish, readers still see the first run, byte for byte.
     assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-1"
-    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(1))["Body"].read() == b"[1]"
+    assert client.get_object(Bucket=BUCKET, Key=part_key(_day(), 1))["Body"].read() == b"[1]"
     second.publish()
-    assert sorted(calls.keys("CopyObject")) == [_day().part_key(1), _day().part_key(2)]
-    assert s3.list_keys(BUCKET) == [_day().manifest_key, _day().part_key(1), _day().part_key(2)]
+    assert sorted(calls.keys("CopyObject")) == [part_key(_day(), 1), part_key(_day(), 2)]
+    assert s3.list_keys(BUCKET) == [_day().manifest_key, part_key(_day(), 1), part_key(_day(), 2)]
     assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-2"
-    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(2))["Body"].read() == b"[4]"
+    assert client.get_object(Bucket=BUCKET, Key=part_key(_day(), 2))["Body"].read() == b"[4]"
 
 
 @pytest.mark.integration
@@ -231,7 +188,7 @@ def test_failed_first_publication_leaves_no_manifest_and_no_parts(s3):
     client = s3.client()
     stranger = _day().prefix + "hr=05/part-00001.json"  # a sub-partition: not this run's to delete
     client.put_object(Bucket=BUCKET, Key=stranger, Body=b"[0]")
-    writer = RawZoneWriter(client, _day(), "run-1")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(writer, [b"[1]", b"[2]", b"[3]"])
     writer.flush()
     assert len(s3.list_keys(BUCKET, _day().prefix)) == 4  # direct: the parts are at their final keys
@@ -243,7 +200,7 @@ def test_failed_first_publication_leaves_no_manifest_and_no_parts(s3):
 @pytest.mark.integration
 def test_failed_first_publication_at_the_manifest_cleans_up(s3):
     client = s3.client()
-    writer = RawZoneWriter(client, _day(), "run-1")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(writer, [b"[1]", b"[2]"])
 
     def refuse_manifest(params, **_):
@@ -260,7 +217,7 @@ def test_failed_first_publication_at_the_manifest_cleans_up(s3):
 @pytest.mark.integration
 def test_direct_abort_leaves_a_manifest_published_meanwhile_alone(s3):
     client = s3.client()
-    slow = RawZoneWriter(client, _day(), "run-slow")
+    slow = RawZoneWriter(client, BUCKET, _day(), "run-slow")
     _stage(slow, [b"[1]", b"[2]"])
     assert slow.mode == "direct"
     _publish(client, "run-fast", [b"[9]"])  # a second run of the same interval, also direct
@@ -268,7 +225,7 @@ def test_direct_abort_leaves_a_manifest_published_meanwhile_alone(s3):
         slow.publish()  # never overwrites the manifest that appeared since begin()
     slow.abort()
     assert read_manifest(client, BUCKET, _day().prefix)["run_id"] == "run-fast"
-    assert _day().part_key(1) in s3.list_keys(BUCKET)
+    assert part_key(_day(), 1) in s3.list_keys(BUCKET)
 
 
 @pytest.mark.integration
@@ -277,7 +234,7 @@ def test_failed_republication_keeps_old_manifest_and_parts(s3):
     _publish(client, "run-1", [b"[1]", b"[2]"])
     before = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in s3.list_keys(BUCKET)}
 
-    second = RawZoneWriter(client, _day(), "run-2")
+    second = RawZoneWriter(client, BUCKET, _day(), "run-2")
     _stage(second, [b"[5]", b"[6]", b"[7]"])
     second.flush()
     second.abort()
@@ -293,15 +250,15 @@ def test_stale_direct_children_are_removed_in_both_modes(s3, republish):
         _publish(client, "run-1", [b"[1]", b"[2]", b"[3]"])
     else:  # an earlier run died after writing three parts directly, before its manifest
         for number in (1, 2, 3):
-            client.put_object(Bucket=BUCKET, Key=_day().part_key(number), Body=b"[0]")
+            client.put_object(Bucket=BUCKET, Key=part_key(_day(), number), Body=b"[0]")
     hourly = _day().prefix + "hr=05/part-00001.json"
     client.put_object(Bucket=BUCKET, Key=hourly, Body=b"[0]")
-    writer = RawZoneWriter(client, _day(), "run-2")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-2")
     _stage(writer, [b"[9]"])
     assert writer.mode == ("staged" if republish else "direct")
     writer.publish()
-    assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, _day().part_key(1)]
-    assert client.get_object(Bucket=BUCKET, Key=_day().part_key(1))["Body"].read() == b"[9]"
+    assert s3.list_keys(BUCKET, _day().prefix) == [_day().manifest_key, hourly, part_key(_day(), 1)]
+    assert client.get_object(Bucket=BUCKET, Key=part_key(_day(), 1))["Body"].read() == b"[9]"
     assert read_manifest(client, BUCKET, _day().prefix)["pages"] == 1
     assert s3.list_keys(BUCKET, "raw/_staging/") == []
 
@@ -331,7 +288,7 @@ def test_uploads_in_flight_are_bounded_by_count_and_bytes(s3, monkeypatch, byte_
 
     client.meta.events.register("before-call.s3.PutObject", started)
     client.meta.events.register("after-call.s3.PutObject", finished)
-    writer = RawZoneWriter(client, _day(), "run-1")
+    writer = RawZoneWriter(client, BUCKET, _day(), "run-1")
     _stage(writer, [b"[%d,%d,%d]" % (n, n, n) for n in range(10)])  # 7-byte pages
     writer.flush()
     assert state["peak"] == expected_peak  # 10 bytes hold one page; 1000 bytes: UPLOAD_CONCURRENCY (4)

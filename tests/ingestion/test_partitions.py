@@ -67,7 +67,7 @@ def test_daily_layout():
         "partition_path": "s3://b/raw/hackernews/stories/dt=2026-11-19/",
         "partition_key": "2026-11-19",
         "partition_date": "2026-11-19",
-        "partition_hour": "",
+        "partition_folder": "dt=2026-11-19/",
         "interval_start": "2026-11-19T00:00:00+00:00",
         "interval_end": "2026-11-20T00:00:00+00:00",
     }
@@ -85,8 +85,20 @@ def test_hourly_layout_in_utc():
     assert hour.start == datetime.datetime(2026, 11, 19, 23, tzinfo=UTC)
     assert hour.start.tzinfo is UTC
     assert hour.prefix == "raw/src/ds/dt=2026-11-19/hr=23/"
-    assert hour.job_parameters("b")["partition_hour"] == "23"
+    assert hour.job_parameters("b")["partition_folder"] == "dt=2026-11-19/hr=23/"
     assert hour.job_parameters("b")["partition_date"] == "2026-11-19"
+
+
+def test_airflow_pendulum_intervals_keep_their_utc_offset():
+    # Airflow hands data intervals over as pendulum DateTimes; the extra and job parameters must still be
+    # offset-aware ISO 8601 (pendulum + timedelta under a stdlib UTC tzinfo drops the offset).
+    import pendulum
+
+    day = RawPartition.for_interval(
+        "s", "d", pendulum.datetime(2026, 11, 19, tz="UTC"), pendulum.datetime(2026, 11, 20, tz="UTC")
+    )
+    assert type(day.start) is datetime.datetime
+    assert day.to_extra("b")["interval_end"] == "2026-11-20T00:00:00+00:00"
 
 
 def test_keys_are_airflows_temporal_mapper_formats():

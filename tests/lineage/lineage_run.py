@@ -46,10 +46,9 @@ def main() -> None:
             .one()
         )
         summary = XComModel.deserialize_value(row)
-    conf = {k: summary[k] for k in ("interval_start", "interval_end")}
-    conf["partition_path"] = summary["partition"]
+    conf = {"partition_key": summary["partition_key"]}
     processing = load("databricks_hackernews_stories.py", "databricks_hackernews_stories").test(run_conf=conf)
-    outcome = {"ingest": states(ingest), "processing": states(processing), "partition": conf}
+    outcome = {"ingest": states(ingest), "processing": states(processing), "partition": summary["partition"]}
     print(RESULT_MARKER + json.dumps(outcome), flush=True)
 
 

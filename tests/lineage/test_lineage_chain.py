@@ -75,7 +75,7 @@ def test_ingestion_and_processing_emit_one_linked_chain(lineage_env):
     outcome = json.loads(line.removeprefix(RESULT_MARKER))
     assert set(outcome["ingest"].values()) == {"success"}, outcome
     assert set(outcome["processing"].values()) == {"success"}, outcome
-    assert outcome["partition"]["partition_path"] == PARTITION
+    assert outcome["partition"] == PARTITION
 
     runs = completed_runs(read_events(events_path))
     api = f"{replay.url.rstrip('/')}{HN_API_PATH}"

@@ -33,7 +33,7 @@ def test_dataset_names_follow_the_openlineage_naming_spec():
 
 
 def test_lake_layout_matches_the_bundle_job_and_chains_the_layers():
-    layers = lake_layer_uris("s3://lake/hn/stories/", "2026-11-19", ["domains", "authors"])
+    layers = lake_layer_uris("s3://lake/hn/stories/", "dt=2026-11-19/", ["domains", "authors"])
     assert layers["gold"] == [
         "s3://lake/hn/stories/gold/authors/dt=2026-11-19/",
         "s3://lake/hn/stories/gold/domains/dt=2026-11-19/",

@@ -133,6 +133,9 @@ def run_layer(
     dataset: str,
     layer: str,
     partition_path: str,
+    partition_key: str,
+    partition_date: str,
+    partition_folder: str,
     output_root: str,
     interval_start: str = "",
     interval_end: str = "",
@@ -142,7 +145,10 @@ def run_layer(
     :param spark: the Spark session (the notebook's ``spark``).
     :param dataset: key of :data:`DATASETS`, e.g. ``hackernews_stories``.
     :param layer: ``bronze`` (raw pages -> flat records), ``silver`` (clean/dedupe/types) or ``gold``.
-    :param partition_path: raw partition prefix ``.../dt=YYYY-MM-DD/`` (read by bronze; dates all layers).
+    :param partition_path: the raw partition ``s3://.../dt=YYYY-MM-DD/[hr=HH/]`` (read by bronze).
+    :param partition_key: its Airflow partition key (carried into the summary).
+    :param partition_date: its date ``YYYY-MM-DD`` (the summary's ``dt``).
+    :param partition_folder: ``dt=YYYY-MM-DD/[hr=HH/]``, the folder of every layer's output.
     :param output_root: folder holding ``bronze/``, ``silver/`` and ``gold/<table>/`` of this dataset.
     :param interval_start: ISO start of the ingested interval (carried into the summary).
     :param interval_end: ISO end of the ingested interval (carried into the summary).
@@ -151,6 +157,9 @@ def run_layer(
         dataset=dataset,
         layer=layer,
         partition_path=partition_path,
+        partition_key=partition_key,
+        partition_date=partition_date,
+        partition_folder=partition_folder,
         output_root=output_root,
         interval_start=interval_start,
         interval_end=interval_end,
@@ -160,6 +169,7 @@ def run_layer(
         "dataset": dataset,
         "layer": layer,
         "dt": params.partition_date,
+        "partition_key": params.partition_key,
         "interval_start": interval_start or None,
         "interval_end": interval_end or None,
     }

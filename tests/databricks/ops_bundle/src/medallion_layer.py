@@ -7,7 +7,17 @@
 import json
 import time
 
-NAMES = ("dataset", "layer", "partition_path", "output_root", "interval_start", "interval_end")
+NAMES = (
+    "dataset",
+    "layer",
+    "partition_path",
+    "partition_key",
+    "partition_date",
+    "partition_folder",
+    "output_root",
+    "interval_start",
+    "interval_end",
+)
 for name in (*NAMES, "fail_layer", "sleep_layer"):
     dbutils.widgets.text(name, "")  # noqa: F821
 params = {name: dbutils.widgets.get(name) for name in NAMES}  # noqa: F821
