@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench.common import airflow_env
+from bench.common import airflow_env, finish
 
 TARGET_RSS_MB_PER_RUN = 1.0
 TARGET_CPU_MS_PER_POLL = 1.0
@@ -454,11 +454,7 @@ def main() -> int:
     if args.seed:
         _seed(pathlib.Path(args.seed[0]), "databricks_default", float(args.seed[1]))
         return 0
-    result = run(tuple(args.counts), args.poll_seconds, args.window_seconds)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0 if result["met"] else 1
+    return finish(run(tuple(args.counts), args.poll_seconds, args.window_seconds), args.json)
 
 
 if __name__ == "__main__":
