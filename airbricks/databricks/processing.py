@@ -36,6 +36,8 @@ LAKE_ROOT_ENV = "AIRBRICKS_LAKE_ROOT"
 DEFAULT_LAKE_ROOT = "s3://airbricks-lake"
 CONN_ID_ENV = "AIRBRICKS_DATABRICKS_CONN_ID"
 JOB_NAME_PREFIX_ENV = "AIRBRICKS_DATABRICKS_JOB_NAME_PREFIX"
+POLL_SECONDS_ENV = "AIRBRICKS_DATABRICKS_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 15.0
 GOLD_TASK_KEY = "gold"
 
 
@@ -125,6 +127,23 @@ def lake_root() -> str:
 def databricks_conn_id() -> str:
     """``$AIRBRICKS_DATABRICKS_CONN_ID`` or the provider's ``databricks_default``."""
     return os.environ.get(CONN_ID_ENV, "").strip() or DEFAULT_CONN_ID
+
+
+def poll_seconds() -> float:
+    """``$AIRBRICKS_DATABRICKS_POLL_SECONDS`` or 15: how often the triggerer asks Databricks about a run.
+
+    Jobs take minutes on Databricks, so 15 s costs little latency there; the local demo's jobs take seconds.
+    """
+    raw = os.environ.get(POLL_SECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{POLL_SECONDS_ENV} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{POLL_SECONDS_ENV} must be positive, got {raw!r}")
+    return value
 
 
 def job_name(base: str) -> str:
@@ -305,7 +324,7 @@ def build_processing_dag(config_path: str | os.PathLike[str], source: str, datas
             job_name=job_name(spec.job_name),
             databricks_conn_id=conn_id,
             deferrable=True,
-            polling_period_seconds=15,
+            polling_period_seconds=poll_seconds(),
             forward_dag_params=False,
             # With OpenLineage configured, the job gets the parent run as job parameter OPENLINEAGE_CONTEXT.
             openlineage_inject_parent_job_info=True,

@@ -179,6 +179,16 @@ class SourceConfig(_Model):
     task: TaskPolicy = Field(default_factory=TaskPolicy)
     datasets: dict[str, DatasetConfig] = Field(min_length=1)
 
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        # pydantic would read a number (or "1.5") as a Unix timestamp: a typo must not become 1970-01-01.
+        if value is None or isinstance(value, datetime.date):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return value.strip()
+        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}")
+
     @field_validator("owner")
     @classmethod
     def _real_owner(cls, value: str) -> str:
@@ -275,9 +285,22 @@ def parse_sources(document: Any, origin: str = "sources.yaml", only: str | None 
         if not isinstance(settings, dict):
             problems.append(f"{origin}: source '{name}': settings must be a mapping")
             continue
+        tags = {"defaults": defaults.get("tags", []), name: settings.get("tags", [])}
+        not_lists = [
+            where
+            for where, value in tags.items()
+            if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value)
+        ]
+        if not_lists:
+            problems += [
+                f"{origin}: source '{name}': field 'tags' (in {where}): must be a list of strings, "
+                f"got {tags[where]!r}"[:300]
+                for where in not_lists
+            ]
+            continue
         merged = _deep_merge(defaults, settings)
         # Tags accumulate (defaults + source); everything else: the source wins over defaults.
-        merged["tags"] = list(dict.fromkeys([*defaults.get("tags", []), *settings.get("tags", [])]))
+        merged["tags"] = list(dict.fromkeys([*tags["defaults"], *tags[name]]))
         merged = _deep_merge(merged, overrides)
         merged["name"] = name
         try:

@@ -167,7 +167,7 @@ def test_a_spare_server_started_ahead_serves_the_next_cluster(tmp_path):
 def test_no_spark_process_outlives_a_killed_emulator(tmp_path):
     state = tmp_path / "state"
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "airbricks.emulator.cli", "--port", "0", "--state-dir", str(state)],
+        [sys.executable, "-m", "airbricks.local.emulator_cli", "--port", "0", "--state-dir", str(state)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
