@@ -124,6 +124,14 @@ def _stringify(value: Any) -> Any:
     return value
 
 
+class ProcessingConfig(_Model):
+    """The Databricks processing of a dataset: the bundle job (``databricks/resources/*.job.yml``) run on
+    each of its raw partitions by the DAG ``databricks_<source>_<dataset>``."""
+
+    job: str = Field(min_length=1, description="Name of the bundle job (run-now by name).")
+    enabled: bool = Field(True, description="false: ingested only, no processing DAG.")
+
+
 class DatasetConfig(_Model):
     """One endpoint of a source, landing in ``raw/<source>/<dataset>/``."""
 
@@ -133,6 +141,7 @@ class DatasetConfig(_Model):
     records_path: str = Field("$", description="JSON path of the record list in a page; '$' = the page.")
     required_fields: tuple[str, ...] = ()
     pagination: Pagination = Field(default_factory=lambda: NoPagination(style="none"))
+    processing: ProcessingConfig | None = Field(None, description="Databricks processing; none: ingest only.")
 
     @field_validator("query_params", "headers", mode="before")
     @classmethod
@@ -169,6 +178,16 @@ class SourceConfig(_Model):
     http: HttpPolicy = Field(default_factory=HttpPolicy)
     task: TaskPolicy = Field(default_factory=TaskPolicy)
     datasets: dict[str, DatasetConfig] = Field(min_length=1)
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        # pydantic would read a number (or "1.5") as a Unix timestamp: a typo must not become 1970-01-01.
+        if value is None or isinstance(value, datetime.date):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return value.strip()
+        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}")
 
     @field_validator("owner")
     @classmethod
@@ -266,9 +285,22 @@ def parse_sources(document: Any, origin: str = "sources.yaml", only: str | None 
         if not isinstance(settings, dict):
             problems.append(f"{origin}: source '{name}': settings must be a mapping")
             continue
+        tags = {"defaults": defaults.get("tags", []), name: settings.get("tags", [])}
+        not_lists = [
+            where
+            for where, value in tags.items()
+            if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value)
+        ]
+        if not_lists:
+            problems += [
+                f"{origin}: source '{name}': field 'tags' (in {where}): must be a list of strings, "
+                f"got {tags[where]!r}"[:300]
+                for where in not_lists
+            ]
+            continue
         merged = _deep_merge(defaults, settings)
         # Tags accumulate (defaults + source); everything else: the source wins over defaults.
-        merged["tags"] = list(dict.fromkeys([*defaults.get("tags", []), *settings.get("tags", [])]))
+        merged["tags"] = list(dict.fromkeys([*tags["defaults"], *tags[name]]))
         merged = _deep_merge(merged, overrides)
         merged["name"] = name
         try:

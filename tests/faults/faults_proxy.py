@@ -29,6 +29,7 @@ class Rule:
     :param action: ``"reset"`` - reset the client connection instead of forwarding (TCP RST);
         ``"down"`` - reset it and take the whole endpoint down for ``down_seconds`` (connections refused).
     :param times: how many matching requests the rule applies to; None = every one until removed.
+    :param skip: matching requests let through before the rule applies (to hit the n-th one).
     """
 
     method: str
@@ -37,6 +38,7 @@ class Rule:
     times: int | None = 1
     down_seconds: float = 0.0
     hits: int = 0
+    skip: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -184,6 +186,9 @@ class FaultProxy:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
                     rule.hits += 1
                     return rule
         return None

@@ -17,7 +17,7 @@ import pytest
 from ui_browser import AirflowUi, UiCheckError
 from ui_prefix_proxy import PrefixProxy
 
-pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.integration, pytest.mark.timeout(1080)]
 
 INGEST_DAG = "ingest_hackernews"
 PROCESSING_DAG = "databricks_hackernews_stories"
