@@ -23,11 +23,20 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from airbricks.databricks.processing import DATASETS, LAKE_ROOT_ENV, POLL_SECONDS_ENV
+from airbricks.databricks.processing import (
+    LAKE_ROOT_ENV,
+    POLL_SECONDS_ENV,
+    ProcessedDataset,
+    processed_dataset,
+)
 from airbricks.local.demo import DagRunResult, DemoContext, Stage, say
 
 LAKE_BUCKET = "airbricks-lake"
-DEMO_DATASET = DATASETS[0]  # hackernews/stories: the replay fixtures hold a full day of it
+
+
+def demo_dataset(ctx: DemoContext) -> ProcessedDataset:
+    """hackernews/stories as dags/sources.yaml declares its processing (the replay holds a full day of it)."""
+    return processed_dataset(Path(ctx.repo_root) / "dags" / "sources.yaml", "hackernews", "stories")
 
 
 def _instant(value: str) -> datetime.datetime:
@@ -87,10 +96,10 @@ class DatabricksStage(Stage):
         _say(f"emulator on {self.server.url} with bundle jobs {jobs}; lake s3://{LAKE_BUCKET}")
 
     def dags(self, ctx: DemoContext) -> list[str]:
-        return [DEMO_DATASET.dag_id]
+        return [demo_dataset(ctx).dag_id]
 
     def _latest_event(self, ctx: DemoContext) -> dict[str, Any] | None:
-        uri_suffix = f"/raw/{DEMO_DATASET.source}/{DEMO_DATASET.dataset}"
+        uri_suffix = f"/raw/{demo_dataset(ctx).source}/{demo_dataset(ctx).dataset}"
         events = ctx.require_api().get("/assets/events", limit=100, order_by="-timestamp")
         for event in events.get("asset_events", []):
             if str(event.get("uri", "")).endswith(uri_suffix) and (event.get("extra") or {}).get("partition"):
@@ -107,7 +116,7 @@ class DatabricksStage(Stage):
             _say(self.state)
             return
         api = ctx.require_api()
-        dag_id = DEMO_DATASET.dag_id
+        dag_id = demo_dataset(ctx).dag_id
         _say(f"asset event for {event['extra']['partition']}: waiting for the scheduler to run {dag_id}")
         ctx.progress = f"no run of {dag_id} yet"
         deadline = time.monotonic() + 120
@@ -179,13 +188,13 @@ class DatabricksStage(Stage):
 
     def verify(self, ctx: DemoContext) -> list[str]:
         if self.state != "success":
-            return [f"{DEMO_DATASET.dag_id}: {self.state}"]
+            return [f"{demo_dataset(ctx).dag_id}: {self.state}"]
         if not isinstance(self.gold, (dict, str)) or not self.gold:
-            return [f"{DEMO_DATASET.dag_id}: no gold result in XCom"]
+            return [f"{demo_dataset(ctx).dag_id}: no gold result in XCom"]
         return []
 
     def summary(self, ctx: DemoContext) -> list[str]:
-        lines = [f"{DEMO_DATASET.dag_id}: {self.state}"]
+        lines = [f"{demo_dataset(ctx).dag_id}: {self.state}"]
         gold = self.gold
         if isinstance(gold, str):
             with contextlib.suppress(ValueError):
@@ -207,9 +216,8 @@ class DatabricksStage(Stage):
             lines.append(f"lake: {len(keys)} parquet file(s) in s3://{LAKE_BUCKET}/")
         latency = self._trigger_to_gold(ctx)
         if latency is not None:
-            lines.append(
-                f"trigger -> gold: {latency:.0f}s (first ingestion run queued -> {DEMO_DATASET.dag_id} ended)"
-            )
+            dag_id = demo_dataset(ctx).dag_id
+            lines.append(f"trigger -> gold: {latency:.0f}s (first ingestion run queued -> {dag_id} ended)")
         return lines
 
     def _trigger_to_gold(self, ctx: DemoContext) -> float | None:
@@ -223,7 +231,7 @@ class DatabricksStage(Stage):
             run = api.get(f"/dags/{result.dag_id}/dagRuns/{result.run_id}")
             if run.get("queued_at"):
                 queued.append(_instant(run["queued_at"]))
-        end = api.get(f"/dags/{DEMO_DATASET.dag_id}/dagRuns/{self.run_id}").get("end_date")
+        end = api.get(f"/dags/{demo_dataset(ctx).dag_id}/dagRuns/{self.run_id}").get("end_date")
         return (_instant(end) - min(queued)).total_seconds() if queued and end else None
 
     def stop(self, ctx: DemoContext) -> None:
