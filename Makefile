@@ -110,7 +110,7 @@ EMULATOR_STATE_DIR ?= .demo/emulator
 EMULATOR_S3_ENDPOINT ?=
 EMULATOR_S3 = $(if $(EMULATOR_S3_ENDPOINT),--s3-endpoint-url $(EMULATOR_S3_ENDPOINT),--local-s3 --local-s3-bucket airbricks-raw --local-s3-bucket airbricks-lake)
 emulator: $(VENV_STAMP) ## Serve the databricks/ bundle on a local Databricks emulator + local S3 (EMULATOR_S3_ENDPOINT=URL for yours)
-	$(PY) -m airbricks.emulator.cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
+	$(PY) -m airbricks.local.emulator_cli --port $(EMULATOR_PORT) --bundle databricks --state-dir $(EMULATOR_STATE_DIR) $(EMULATOR_S3) $(EMULATOR_ARGS)
 
 # ---- Benchmarks (docs/PERFORMANCE.md) ------------------------------------------------------------
 .PHONY: bench

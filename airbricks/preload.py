@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # tests/dags/test_dag_preload.py fails, naming the module, when a DAG file starts importing one not listed.
 DAG_PARSE_MODULES = (
     # airbricks, imported by the DAG files
+    "airbricks.databricks.examples",
     "airbricks.databricks.medallion",
     "airbricks.databricks.operators",
     "airbricks.databricks.processing",

@@ -31,7 +31,7 @@ from bench.common import REPO, machine
 
 RESULTS = REPO / "bench" / "results.json"
 DOC = REPO / "docs" / "PERFORMANCE.md"
-SECTIONS = ("parse", "ingest", "waiting", "databricks_cost", "end_to_end")
+SECTIONS = ("parse", "parse_scale", "ingest", "triggerer", "waiting", "databricks_cost", "end_to_end")
 
 
 def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
@@ -40,20 +40,26 @@ def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
         bench_end_to_end,
         bench_ingest_throughput,
         bench_parse,
+        bench_parse_scale,
+        bench_triggerer,
         bench_waiting,
     )
 
     if quick:
         return {
             "parse": lambda: bench_parse.run(rounds=1, fresh_rounds=1),
+            "parse_scale": lambda: bench_parse_scale.run(counts=(2, 6), rounds=1),
             "ingest": lambda: bench_ingest_throughput.run(size_mb=4, repeats=1, memory_sizes_mb=(2,)),
+            "triggerer": lambda: bench_triggerer.run(counts=(1, 10), window_seconds=6),
             "waiting": lambda: bench_waiting.run(durations=(3,), sync_durations=(3,)),
             "databricks_cost": bench_databricks_cost.run,
             "end_to_end": bench_end_to_end.run,
         }
     return {
         "parse": lambda: bench_parse.run(rounds=7, fresh_rounds=2),
+        "parse_scale": lambda: bench_parse_scale.run(counts=(10, 100, 300), rounds=3),
         "ingest": lambda: bench_ingest_throughput.run(size_mb=64, repeats=3, memory_sizes_mb=(10, 1024)),
+        "triggerer": lambda: bench_triggerer.run(counts=(1, 100, 1000), window_seconds=30),
         "waiting": lambda: bench_waiting.run(durations=(30, 120), sync_durations=(30,)),
         "databricks_cost": bench_databricks_cost.run,
         "end_to_end": bench_end_to_end.run,
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from bench.plots import render_scale_plot
     from bench.report import render
 
     if args.render_only:
@@ -112,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         return thread
 
     background = []
-    # Parse cost and ingestion throughput first, alone: they are CPU-bound, and the throughput comparison
-    # (three busy processes against two for the raw upload, on 2 cores) would otherwise measure the
-    # other benchmarks' load rather than the ingestion.
-    for name in ("parse", "ingest"):
+    # Parse cost, ingestion throughput and the triggerer's CPU per poll first, alone: they are CPU-bound, and
+    # the throughput comparison (three busy processes against two for the raw upload, on 2 cores) would
+    # otherwise measure the other benchmarks' load rather than the ingestion.
+    for name in ("parse", "parse_scale", "ingest", "triggerer"):
         if name in wanted:
             _timed(name, benchmarks[name], results)
     if "waiting" in wanted:  # mostly sleeping: overlap it with the rest
@@ -140,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             name: (section or {}).get("met") for name, section in sections.items() if section is not None
         },
     }
+    plot = render_scale_plot(sections, args.doc.parent / "images")
+    if plot is not None:
+        document["scale_plot"] = f"images/{plot.name}"
     args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     args.doc.write_text(render(document))
     print(f"bench | wrote {args.json} and {args.doc} in {document['total_seconds']} s", flush=True)

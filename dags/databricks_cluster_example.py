@@ -14,48 +14,39 @@ warm cluster for several short runs. Trigger it by hand with conf ``partition_ke
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
+from airbricks.databricks.examples import (
+    OUTPUT_ROOT,
+    cluster_spec,
+    example_dag_arguments,
+    manual_partition,
+    notebook_path,
+)
 from airbricks.databricks.operators import (
     AirbricksDatabricksSubmitRunOperator,
     DatabricksCreateClusterOperator,
     DatabricksDeleteClusterOperator,
     DatabricksRunResultOperator,
 )
-from airbricks.databricks.processing import manual_partition_parameters
+from airbricks.databricks.processing import databricks_conn_id
 from airbricks.databricks.sensors import DatabricksFileSensor
-from airbricks.notifications import on_task_failure
 
-# Workspace path of the bundle's notebook (prod deployment; no extension, as Databricks stores notebooks).
-NOTEBOOK = os.environ.get(
-    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
-)
-CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
+NOTEBOOK = notebook_path()
+CONN_ID = databricks_conn_id()
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition()
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='create_cluster', key='cluster_id') }}"
-# Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
-# Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
+# More run conf keys (see airbricks.databricks.examples): the file to wait for, the layer to make fail.
 READY_FILE = "{{ params.get('ready_file', '/Volumes/main/airbricks/landing/hackernews/_READY') }}"
-# The raw partition: run conf partition_key (default 2026-11-20) of hackernews/stories, as the job parameters
-# of airbricks.partitions.RawPartition (partition_path, partition_key, partition_date, ...).
-PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition_parameters("hackernews", "stories", "2026-11-20")
-OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
 FAIL_LAYER = "{{ params.get('fail_layer', '') }}"  # test hook: make this layer's notebook fail
 
 with DAG(
     dag_id="databricks_cluster_example",
     description="Sensor -> all-purpose cluster (setup) -> several runs/submit -> result -> delete (teardown)",
     schedule=None,
-    catchup=False,
-    tags=["databricks", "example"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": on_task_failure,
-    },
+    **example_dag_arguments(),
     user_defined_macros=PARTITION_MACROS,
     doc_md=__doc__,
 ) as dag:
@@ -70,12 +61,7 @@ with DAG(
     create = DatabricksCreateClusterOperator(
         task_id="create_cluster",
         databricks_conn_id=CONN_ID,
-        cluster_spec={
-            "spark_version": "17.3.x-scala2.13",
-            "node_type_id": "m6gd.large",
-            "num_workers": 1,
-            "data_security_mode": "SINGLE_USER",
-        },
+        cluster_spec=cluster_spec(),
         cluster_name="airbricks-{{ dag.dag_id }}",
         autotermination_minutes=30,
         polling_period_seconds=2,

@@ -10,49 +10,30 @@ Trigger it by hand with conf ``partition_key`` / ``output_root`` (unset keys tak
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
 from airflow.sdk import DAG, chain
 
-from airbricks.databricks.processing import manual_partition_parameters
-from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
-from airbricks.notifications import on_task_failure
-
-NOTEBOOK = os.environ.get(
-    "AIRBRICKS_DATABRICKS_NOTEBOOK", "/Workspace/Shared/.bundle/airbricks/prod/files/src/medallion_layer"
+from airbricks.databricks.examples import (
+    OUTPUT_ROOT,
+    cluster_spec,
+    example_dag_arguments,
+    manual_partition,
+    notebook_path,
 )
-CONN_ID = os.environ.get("AIRBRICKS_DATABRICKS_CONN_ID", "databricks_default")
-# Manual inputs are run conf keys (the conf overrides the task's params), each with a default. Not DAG-level
-# Params: Airflow JSON-schema-checks every Param once per task each time this file is parsed (#32434).
-# The raw partition: run conf partition_key (default 2026-11-20) of hackernews/stories, as the job parameters
-# of airbricks.partitions.RawPartition (partition_path, partition_key, partition_date, ...).
-PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition_parameters("hackernews", "stories", "2026-11-20")
-OUTPUT_ROOT = "{{ params.get('output_root', 's3://airbricks-lake/hackernews/stories/') }}"
-JOB_CLUSTER = {
-    "job_cluster_key": "medallion",
-    "new_cluster": {
-        "spark_version": "17.3.x-scala2.13",
-        "node_type_id": "m6gd.large",
-        "num_workers": 1,
-        "data_security_mode": "SINGLE_USER",
-    },
-}
+from airbricks.databricks.processing import databricks_conn_id
+from airbricks.databricks.workflow import AirbricksDatabricksNotebookOperator
+
+NOTEBOOK = notebook_path()
+CONN_ID = databricks_conn_id()
+PARTITION_MACROS, PARTITION_PARAMETERS = manual_partition()
+JOB_CLUSTER = {"job_cluster_key": "medallion", "new_cluster": cluster_spec()}
 
 with (
     DAG(
         dag_id="databricks_workflow_example",
         description="bronze -> silver -> gold as one Databricks workflow on one shared job cluster",
         schedule=None,
-        catchup=False,
-        tags=["databricks", "example"],
-        default_args={
-            "owner": "data-platform",
-            "retries": 2,
-            "retry_delay": timedelta(minutes=1),
-            "on_failure_callback": on_task_failure,
-        },
+        **example_dag_arguments(),
         user_defined_macros=PARTITION_MACROS,
         doc_md=__doc__,
     ) as dag,

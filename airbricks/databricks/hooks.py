@@ -86,6 +86,11 @@ class _Call(NamedTuple):
 
     @classmethod
     def of(cls, method: str, endpoint: str, options: CallOptions) -> _Call:
+        unknown = sorted(set(options) - set(CallOptions.__annotations__))
+        if unknown:  # a TypedDict is not checked at run time: a misspelt option would be dropped
+            raise TypeError(
+                f"unexpected keyword argument(s) {unknown}: the options are query, body, ok_statuses"
+            )
         method = method.upper()
         if method not in HTTP_METHODS:
             raise ValueError(f"HTTP method {method!r} is not one of {sorted(HTTP_METHODS)}")

@@ -36,12 +36,15 @@ LAKE_ROOT_ENV = "AIRBRICKS_LAKE_ROOT"
 DEFAULT_LAKE_ROOT = "s3://airbricks-lake"
 CONN_ID_ENV = "AIRBRICKS_DATABRICKS_CONN_ID"
 JOB_NAME_PREFIX_ENV = "AIRBRICKS_DATABRICKS_JOB_NAME_PREFIX"
+POLL_SECONDS_ENV = "AIRBRICKS_DATABRICKS_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 15.0
 GOLD_TASK_KEY = "gold"
 
 
 @dataclass(frozen=True)
 class ProcessedDataset:
-    """A raw dataset and the bundle job (``databricks/resources/<source>.job.yml``) that processes it."""
+    """A raw dataset and the bundle job that processes it, as declared in ``sources.yaml``
+    (``sources.<source>.datasets.<dataset>.processing.job``)."""
 
     source: str
     dataset: str
@@ -52,22 +55,64 @@ class ProcessedDataset:
         return f"databricks_{self.source}_{self.dataset}"
 
 
-DATASETS = (
-    ProcessedDataset("hackernews", "stories", "airbricks_hackernews"),
-    ProcessedDataset("github", "issues", "airbricks_github"),
-)
+def processed_datasets(config_path: str | os.PathLike[str]) -> tuple[ProcessedDataset, ...]:
+    """Every dataset of ``config_path`` (``dags/sources.yaml``) with ``processing`` enabled, in file order."""
+    from airbricks.ingestion.config import load_sources
 
-
-def processed_dataset(source: str, dataset: str) -> ProcessedDataset:
-    """The entry of :data:`DATASETS` for ``source``/``dataset``; its DAG file selects it with this."""
-    for spec in DATASETS:
-        if (spec.source, spec.dataset) == (source, dataset):
-            return spec
-    declared = ", ".join(f"{spec.source}/{spec.dataset}" for spec in DATASETS)
-    raise ValueError(
-        f"no processed dataset {source}/{dataset} in airbricks.databricks.processing.DATASETS "
-        f"(declared: {declared})"
+    return tuple(
+        ProcessedDataset(source.name, name, dataset.processing.job)
+        for source in load_sources(config_path)
+        for name, dataset in source.datasets.items()
+        if dataset.processing is not None and dataset.processing.enabled
     )
+
+
+def processed_dataset(config_path: str | os.PathLike[str], source: str, dataset: str) -> ProcessedDataset:
+    """The processing of ``source``/``dataset`` in ``config_path``; its DAG file selects it with this.
+
+    Validates only that source (like the ingestion DAG files), and fails naming the dataset when it has no
+    enabled ``processing``.
+    """
+    from airbricks.ingestion.config import SourceConfigError, load_source
+
+    config = load_source(config_path, source)
+    if dataset not in config.datasets:
+        raise SourceConfigError(
+            f"{config_path}: source '{source}' has no dataset '{dataset}' (declared: "
+            f"{', '.join(config.datasets)})"
+        )
+    processing = config.datasets[dataset].processing
+    if processing is None or not processing.enabled:
+        state = "disabled" if processing is not None else "not declared"
+        raise SourceConfigError(
+            f"{config_path}: source '{source}': dataset '{dataset}': processing is {state}, so the DAG "
+            f"databricks_{source}_{dataset} has nothing to run: set datasets.{dataset}.processing.job (and "
+            "enabled: true), or delete the DAG file"
+        )
+    return ProcessedDataset(source, dataset, processing.job)
+
+
+def bundle_job_mismatches(datasets: tuple[ProcessedDataset, ...], bundle_jobs: set[str]) -> list[str]:
+    """Datasets naming a job the bundle does not define, and bundle jobs no dataset names.
+
+    :param datasets: :func:`processed_datasets` of ``sources.yaml``.
+    :param bundle_jobs: the job names the bundle (``databricks/resources/*.yml``) defines.
+    :returns: one message per problem, naming the dataset or the job; empty when both sides match.
+    """
+    problems = [
+        f"dataset {spec.source}/{spec.dataset}: processing.job '{spec.job_name}' is not a job of the bundle "
+        f"(its jobs: {', '.join(sorted(bundle_jobs)) or 'none'}); add it to databricks/resources/ or fix "
+        "the name"
+        for spec in datasets
+        if spec.job_name not in bundle_jobs
+    ]
+    named = {spec.job_name for spec in datasets}
+    problems += [
+        f"bundle job '{job}' is processing.job of no dataset in sources.yaml: name it under the dataset it "
+        "processes, or delete it from the bundle"
+        for job in sorted(bundle_jobs - named)
+    ]
+    return problems
 
 
 # How long after its data interval ends a partition must be in gold (deadline alert + latency SLA metric).
@@ -82,6 +127,23 @@ def lake_root() -> str:
 def databricks_conn_id() -> str:
     """``$AIRBRICKS_DATABRICKS_CONN_ID`` or the provider's ``databricks_default``."""
     return os.environ.get(CONN_ID_ENV, "").strip() or DEFAULT_CONN_ID
+
+
+def poll_seconds() -> float:
+    """``$AIRBRICKS_DATABRICKS_POLL_SECONDS`` or 15: how often the triggerer asks Databricks about a run.
+
+    Jobs take minutes on Databricks, so 15 s costs little latency there; the local demo's jobs take seconds.
+    """
+    raw = os.environ.get(POLL_SECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{POLL_SECONDS_ENV} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{POLL_SECONDS_ENV} must be positive, got {raw!r}")
+    return value
 
 
 def job_name(base: str) -> str:
@@ -197,8 +259,9 @@ def notify_gold_results(dataset: str, results: list[Any]) -> list[str]:
     return lines
 
 
-def build_processing_dag(spec: ProcessedDataset) -> Any:
-    """The processing DAG of one dataset (see the module docstring)."""
+def build_processing_dag(config_path: str | os.PathLike[str], source: str, dataset: str) -> Any:
+    """The processing DAG of ``source``/``dataset`` as ``config_path`` (``sources.yaml``) declares it (see
+    the module docstring)."""
     from airflow.sdk import DAG, task
 
     from airbricks.databricks.medallion import MedallionRunNowOperator
@@ -212,6 +275,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
         on_task_failure,
     )
 
+    spec = processed_dataset(config_path, source, dataset)
     bucket = raw_bucket()
     asset = raw_asset(bucket, spec.source, spec.dataset)
     output_root = f"{lake_root()}/{spec.source}/{spec.dataset}/"
@@ -260,7 +324,7 @@ def build_processing_dag(spec: ProcessedDataset) -> Any:
             job_name=job_name(spec.job_name),
             databricks_conn_id=conn_id,
             deferrable=True,
-            polling_period_seconds=15,
+            polling_period_seconds=poll_seconds(),
             forward_dag_params=False,
             # With OpenLineage configured, the job gets the parent run as job parameter OPENLINEAGE_CONTEXT.
             openlineage_inject_parent_job_info=True,

@@ -179,22 +179,26 @@ class RunStore:
             self.idempotency.clear()
 
     # -- state changes (callers hold ``cond``) ---------------------------------------------------------
+    @staticmethod
+    def _set_state(
+        record: Run | TaskRun, life: str, result: str | None, message: str, termination: tuple[str, str]
+    ) -> None:
+        record.life_cycle_state = life
+        record.result_state = result
+        record.state_message = message
+        record.termination = termination
+
     def finish(
         self, run: Run, life: str, result: str | None, message: str, termination: tuple[str, str]
     ) -> None:
-        run.life_cycle_state = life
-        run.result_state = result
-        run.state_message = message
-        run.termination = termination
+        self._set_state(run, life, result, message, termination)
         self.cond.notify_all()
 
     def end_task(
         self, task: TaskRun, life: str, result: str | None, message: str, termination: tuple[str, str]
     ) -> None:
-        task.life_cycle_state = life
-        task.result_state = result
-        task.state_message = message
-        task.termination = termination
+        """:meth:`finish` for one task attempt; also stamps its end (and its start, if it never started)."""
+        self._set_state(task, life, result, message, termination)
         if not task.start_time:
             task.start_time = now_ms()
         task.end_time = now_ms()

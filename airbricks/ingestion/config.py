@@ -124,6 +124,14 @@ def _stringify(value: Any) -> Any:
     return value
 
 
+class ProcessingConfig(_Model):
+    """The Databricks processing of a dataset: the bundle job (``databricks/resources/*.job.yml``) run on
+    each of its raw partitions by the DAG ``databricks_<source>_<dataset>``."""
+
+    job: str = Field(min_length=1, description="Name of the bundle job (run-now by name).")
+    enabled: bool = Field(True, description="false: ingested only, no processing DAG.")
+
+
 class DatasetConfig(_Model):
     """One endpoint of a source, landing in ``raw/<source>/<dataset>/``."""
 
@@ -133,6 +141,7 @@ class DatasetConfig(_Model):
     records_path: str = Field("$", description="JSON path of the record list in a page; '$' = the page.")
     required_fields: tuple[str, ...] = ()
     pagination: Pagination = Field(default_factory=lambda: NoPagination(style="none"))
+    processing: ProcessingConfig | None = Field(None, description="Databricks processing; none: ingest only.")
 
     @field_validator("query_params", "headers", mode="before")
     @classmethod

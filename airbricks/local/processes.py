@@ -1,13 +1,16 @@
 """Process helpers for the local stack: free ports, readiness polls, process groups that leave no orphans,
-and the lifecycle of the servers that run in a background thread of the calling process."""
+the lifecycle of the servers that run in a background thread of the calling process, and what the command
+lines of those servers share (``--host``/``--port``, serving until SIGINT/SIGTERM)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,6 +65,29 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError):
         return False
+
+
+def server_parser(prog: str, description: str, *, default_port: int) -> argparse.ArgumentParser:
+    """The argument parser of a local server's command line, with its ``--host`` and ``--port``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: loopback only)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default_port,
+        help=f"TCP port; 0 picks a free one (default {default_port})",
+    )
+    return parser
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM: how a local server's command line serves until stopped."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
 
 
 class BackgroundServer:

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
+from airbricks.local.processes import server_parser, wait_for_stop_signal
 from airbricks.local.replay import BUNDLED_FIXTURES, ReplayConfigError, ReplayServer
 
 
@@ -41,12 +40,11 @@ def _parse_synthetic(spec: str) -> tuple[str, dict[str, object]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="airbricks-replay",
-        description="Serve recorded API exchanges over HTTP with fault injection (admin API: /_replay/).",
+    parser = server_parser(
+        "airbricks-replay",
+        "Serve recorded API exchanges over HTTP with fault injection (admin API: /_replay/).",
+        default_port=0,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one, printed at start)")
     parser.add_argument(
         "--fixtures",
         action="append",
@@ -92,15 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ReplayConfigError, TypeError) as exc:
         print(f"airbricks-replay: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with server:
         print(
             f"airbricks-replay listening on {server.url} (sources: {', '.join(sorted(server.sources))})",
             flush=True,
         )
-        stop.wait()
+        wait_for_stop_signal()
     return 0
 
 

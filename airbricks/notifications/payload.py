@@ -92,15 +92,18 @@ def databricks_details(ti: Any, exception: BaseException | str | None) -> dict[s
     }
 
 
+def _envelope(event: str, severity: str) -> dict[str, Any]:
+    """The fields every payload starts with: schema version, event and severity."""
+    return {"schema": SCHEMA_VERSION, "event": event, "severity": severity}
+
+
 def task_payload(context: Mapping[str, Any], event: str) -> dict[str, Any]:
     """Payload for a task-level event (``task_failure`` / ``task_recovery``) from a callback context."""
     ti = context["ti"]
     dag_run = context.get("dag_run")
     exception = context.get("exception")
     payload: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "event": event,
-        "severity": "error" if event == "task_failure" else "info",
+        **_envelope(event, "error" if event == "task_failure" else "info"),
         "dag_id": ti.dag_id,
         "task_id": ti.task_id,
         "map_index": getattr(ti, "map_index", -1),
@@ -122,9 +125,7 @@ def dag_payload(context: Mapping[str, Any], event: str) -> dict[str, Any]:
     dag_run = context["dag_run"]
     reason = context.get("reason") or context.get("exception")
     payload: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "event": event,
-        "severity": "error" if event == "dag_failure" else "info",
+        **_envelope(event, "error" if event == "dag_failure" else "info"),
         "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
         "logical_date": _iso(getattr(dag_run, "logical_date", None)),
@@ -144,9 +145,7 @@ def summary_payload(
     since_iso = dt.datetime.fromtimestamp(since, tz=dt.UTC).isoformat()
     tasks = sorted({item["task_id"] for item in suppressed if item.get("task_id")})
     payload = {
-        "schema": SCHEMA_VERSION,
-        "event": "summary",
-        "severity": "error",
+        **_envelope("summary", "error"),
         "dag_id": dag_id,
         "suppressed": {"count": count, "since": since_iso, "events": suppressed, "task_ids": tasks},
         "text": (
@@ -162,9 +161,7 @@ def deadline_payload(context: Mapping[str, Any], *, hours: float | None) -> dict
     dag_run = context.get("dag_run") or {}
     deadline = context.get("deadline") or {}
     payload = {
-        "schema": SCHEMA_VERSION,
-        "event": "deadline_missed",
-        "severity": "warning",
+        **_envelope("deadline_missed", "warning"),
         "dag_id": dag_run.get("dag_id"),
         "run_id": dag_run.get("dag_run_id") or dag_run.get("run_id"),
         "logical_date": _iso(dag_run.get("logical_date")),

@@ -8,11 +8,20 @@ import pytest
 import yaml
 from dbx_airflow import load_dag
 
-from airbricks.databricks.processing import DATASETS, GOLD_TASK_KEY, processed_dataset
+from airbricks.databricks.processing import (
+    GOLD_TASK_KEY,
+    bundle_job_mismatches,
+    processed_dataset,
+    processed_datasets,
+)
+from airbricks.emulator.bundle import load_bundle
+from airbricks.ingestion.config import SourceConfigError
 from airbricks.partitions import JOB_PARAMETER_NAMES
 
 BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "databricks"
 DAGS = pathlib.Path(__file__).resolve().parents[2] / "dags"
+SOURCES = DAGS / "sources.yaml"
+DATASETS = processed_datasets(SOURCES)
 # The partition as RawPartition.job_parameters passes it, output_root, and OPENLINEAGE_CONTEXT (set by the
 # provider's OpenLineage parent-run injection, docs/LINEAGE.md); Databricks refuses run-now job parameters
 # a job does not declare.
@@ -50,13 +59,56 @@ def test_every_processed_dataset_has_its_dag_file():
         "databricks_workflow_example",
     }
     assert declared == files, (
-        f"DATASETS without a DAG file: {declared - files}; files without: {files - declared}"
+        f"processed datasets of {SOURCES} without a DAG file: {declared - files}; DAG files without a "
+        f"processed dataset: {files - declared}"
     )
 
 
-def test_an_undeclared_dataset_is_named_with_the_declared_ones():
-    with pytest.raises(ValueError, match=r"no processed dataset a/b .*declared: hackernews/stories"):
-        processed_dataset("a", "b")
+def test_sources_yaml_and_the_bundle_name_the_same_jobs():
+    bundle_jobs = {job["name"] for job in load_bundle(BUNDLE).jobs.values()}
+    assert DATASETS, f"{SOURCES} declares no processing"
+    assert bundle_job_mismatches(DATASETS, bundle_jobs) == []
+
+
+def _sources(tmp_path, processing: dict | None) -> pathlib.Path:
+    dataset = {"path": "/items", **({"processing": processing} if processing is not None else {})}
+    document = {
+        "defaults": {"owner": "data-platform", "start_date": "2026-11-01"},
+        "sources": {
+            "shop": {"schedule": "@daily", "datasets": {"orders": dataset, "refunds": {"path": "/r"}}}
+        },
+    }
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_a_job_the_bundle_lacks_and_a_job_no_dataset_names_are_both_named(tmp_path):
+    datasets = processed_datasets(_sources(tmp_path, {"job": "airbricks_shop"}))
+    assert [(d.source, d.dataset, d.job_name, d.dag_id) for d in datasets] == [
+        ("shop", "orders", "airbricks_shop", "databricks_shop_orders")
+    ]
+    problems = bundle_job_mismatches(datasets, {"airbricks_hackernews"})
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(
+        "dataset shop/orders: processing.job 'airbricks_shop' is not a job of the bundle"
+    )
+    assert problems[1].startswith("bundle job 'airbricks_hackernews' is processing.job of no dataset")
+
+
+def test_a_disabled_or_undeclared_processing_has_no_dag(tmp_path):
+    disabled = _sources(tmp_path, {"job": "airbricks_shop", "enabled": False})
+    assert processed_datasets(disabled) == ()
+    with pytest.raises(SourceConfigError, match=r"dataset 'orders': processing is disabled"):
+        processed_dataset(disabled, "shop", "orders")
+    with pytest.raises(SourceConfigError, match=r"dataset 'refunds': processing is not declared"):
+        processed_dataset(disabled, "shop", "refunds")
+    with pytest.raises(
+        SourceConfigError, match=r"source 'shop' has no dataset 'nope' \(declared: orders, refunds\)"
+    ):
+        processed_dataset(disabled, "shop", "nope")
+    with pytest.raises(SourceConfigError, match=r"field 'datasets.orders.processing.jobs'"):
+        processed_datasets(_sources(tmp_path, {"jobs": "typo"}))
 
 
 @pytest.mark.parametrize("spec", DATASETS, ids=lambda s: s.job_name)

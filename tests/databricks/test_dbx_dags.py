@@ -68,6 +68,29 @@ def test_processing_dag_declares_a_freshness_deadline():
     assert alerts[0].interval == FRESHNESS_SLA
 
 
+def _run_task(monkeypatch, poll: str | None):
+    import runpy
+
+    from airbricks.databricks.processing import POLL_SECONDS_ENV
+
+    if poll is None:
+        monkeypatch.delenv(POLL_SECONDS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(POLL_SECONDS_ENV, poll)
+    namespace = runpy.run_path(str(DAGS / "databricks_hackernews_stories.py"))
+    dag = next(v for v in namespace.values() if getattr(v, "dag_id", None) == "databricks_hackernews_stories")
+    return dag.get_task("run_medallion_job")
+
+
+def test_processing_dag_polls_every_15_s_unless_the_deployment_says_otherwise(monkeypatch):
+    assert _run_task(monkeypatch, None).partial_kwargs["polling_period_seconds"] == 15.0
+    assert _run_task(monkeypatch, "1").partial_kwargs["polling_period_seconds"] == 1.0
+    with pytest.raises(ValueError, match="AIRBRICKS_DATABRICKS_POLL_SECONDS must be a number"):
+        _run_task(monkeypatch, "soon")
+    with pytest.raises(ValueError, match="must be positive"):
+        _run_task(monkeypatch, "0")
+
+
 def test_processing_dag_runs_the_job_by_name_deferred_and_returns_the_gold_result(dbx):
     dag = load_dag("databricks_hackernews_stories.py", "databricks_hackernews_stories")
     dag_run = dag.test(run_conf=MANUAL_CONF)

@@ -96,6 +96,16 @@ def test_503_is_retried_and_a_persistent_outage_gives_a_clear_error(dbx):
         _hook(retry_delay=0.1).call("GET", "2.1/clusters/list")
 
 
+def test_a_bad_method_or_misspelt_option_is_refused_before_any_request(dbx):
+    hook = _hook()
+    with pytest.raises(ValueError, match=r"HTTP method 'FETCH' is not one of"):
+        hook.call("FETCH", "2.1/clusters/list")
+    with pytest.raises(TypeError, match=r"\['qeury'\]: the options are query, body, ok_statuses"):
+        hook.call("GET", "2.1/clusters/list", qeury={"page_size": 1})  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"\['bodyy'\]"):
+        asyncio.run(hook.a_call("POST", "2.1/clusters/list", bodyy={}))  # type: ignore[call-arg]
+
+
 def test_bad_token_is_a_clear_auth_error_without_the_token(dbx, monkeypatch, caplog, capsys):
     wrong = "dapi" + "0" * 28 + "wrongwrong"
     conn = {**dbx.connection_dict(), "password": wrong}

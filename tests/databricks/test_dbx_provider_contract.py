@@ -107,3 +107,41 @@ def test_provider_trigger_polls_through_self_hook_and_round_trips_its_arguments(
     # operators swap the provider's trigger for ours from its serialized kwargs
     _, kwargs = DatabricksExecutionTrigger(run_id=1, databricks_conn_id="c").serialize()
     assert set(kwargs) <= set(inspect.signature(DatabricksExecutionTrigger.__init__).parameters)
+
+
+def test_provider_trigger_poll_line_is_the_one_logged_only_on_state_changes():
+    from airbricks.databricks.triggers import _POLL_LINE, _StateChangeLog
+
+    assert _POLL_LINE in inspect.getsource(DatabricksExecutionTrigger.run)
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def info(self, message, *args, **kwargs):
+            self.calls.append(("info", message % args))
+
+        def debug(self, message, *args, **kwargs):
+            self.calls.append(("debug", message % args))
+
+        def warning(self, message, *args, **kwargs):
+            self.calls.append(("warning", message % args))
+
+    recorder = Recorder()
+    log = _StateChangeLog(recorder)
+    for state in ("PENDING", "PENDING", "RUNNING", "RUNNING", "RUNNING"):
+        log.info(_POLL_LINE, 7, state, 5)
+    log.info("other %s", "line")
+    log.warning("retrying %s", "runs/get")
+    assert [level for level, _ in recorder.calls] == [
+        "info",
+        "debug",
+        "info",
+        "debug",
+        "debug",
+        "info",
+        "warning",
+    ]
+    assert recorder.calls[2] == ("info", "run-id 7 in run state RUNNING. sleeping for 5 seconds")
+    trigger = AirbricksDatabricksExecutionTrigger(run_id=1, databricks_conn_id="c")
+    assert isinstance(trigger.log, _StateChangeLog)

@@ -30,7 +30,15 @@ def test_one_line_per_request_and_never_the_token(tmp_path: Path) -> None:
     in_query = secrets.token_urlsafe(12)
     env = {**os.environ, "AIRBRICKS_EMULATOR_TOKEN": token}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airbricks.emulator.cli", "--port", str(port), "--state-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "airbricks.local.emulator_cli",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

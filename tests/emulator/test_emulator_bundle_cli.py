@@ -121,7 +121,7 @@ def test_cli_serves_bundle_jobs_with_generated_token(tmp_path):
         [
             sys.executable,
             "-m",
-            "airbricks.emulator.cli",
+            "airbricks.local.emulator_cli",
             "--port",
             str(port),
             "--bundle",
@@ -166,7 +166,7 @@ def test_cli_rejects_bad_bundle(tmp_path):
         [
             sys.executable,
             "-m",
-            "airbricks.emulator.cli",
+            "airbricks.local.emulator_cli",
             "--port",
             "0",
             "--bundle",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -147,11 +149,14 @@ def test_job_cluster_start_failure_is_internal_error(sdk, databricks_emulator):
 
 
 def test_cluster_lost_mid_run(sdk, databricks_emulator):
-    databricks_emulator.faults.lose_cluster(after_seconds=0.5)
     src = databricks_emulator.workspace.bundle.root / "src"
     cluster = sdk.clusters.create_and_wait(
         spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=0
     )
+    driver = databricks_emulator.workspace.clusters.spark_driver(cluster.cluster_id)
+    assert driver is not None
+    assert driver.wait_ready(120)  # the cluster's Spark Connect server is up
+    databricks_emulator.faults.lose_cluster(after_seconds=0.5)
     waiter = sdk.jobs.submit(
         run_name="lost",
         tasks=[
@@ -168,6 +173,9 @@ def test_cluster_lost_mid_run(sdk, databricks_emulator):
     assert run.tasks[0].state.result_state.value == "FAILED"
     _until(lambda: sdk.clusters.get(cluster.cluster_id).state.value == "TERMINATED")
     assert sdk.clusters.get(cluster.cluster_id).termination_reason.code.value == "DRIVER_UNREACHABLE"
+    # Lost for real: the server's whole process group (watcher and JVM) was SIGKILLed at once.
+    _until(lambda: not _group_alive(driver.process.pid), timeout=5)
+    assert driver.process.returncode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("kind", ["FAILED", "INTERNAL_ERROR"])
@@ -194,6 +202,14 @@ def test_files_conflict_without_overwrite(sdk):
     sdk.files.upload("/Volumes/c/s/v/x.txt", io.BytesIO(b"1"))
     with pytest.raises(ResourceConflict):
         sdk.files.upload("/Volumes/c/s/v/x.txt", io.BytesIO(b"2"), overwrite=False)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _until(predicate, timeout: float = 10.0) -> None:

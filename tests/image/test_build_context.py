@@ -90,4 +90,4 @@ def test_context_builds_the_airbricks_wheel(context: set[str], tmp_path: pathlib
         entry_points = archive.read("airbricks-0.1.0.dist-info/entry_points.txt").decode()
     assert "airbricks/emulator/__init__.py" in names
     assert not [name for name in names if name.startswith(("tests/", "dags/"))]
-    assert "airbricks-emulator = airbricks.emulator.cli:main" in entry_points
+    assert "airbricks-emulator = airbricks.local.emulator_cli:main" in entry_points

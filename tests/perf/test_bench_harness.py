@@ -108,3 +108,9 @@ def test_report_renders_every_section_and_flags_a_missed_target():
     assert "`boto3` 300 ms" in text
     assert "did not run" in text
     assert "RuntimeError: boom" in text
+
+
+def test_end_to_end_reads_the_demo_verdict_line():
+    stdout = "demo | stages: x\ndemo | OK in 47s\ndemo | stopping Airflow (process group)\n"
+    assert bench_end_to_end.demo_ok_seconds(stdout) == 47.0
+    assert bench_end_to_end.demo_ok_seconds("demo | FAILED after 12s: boom\n") is None

@@ -28,7 +28,7 @@ from airbricks.local.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEEP_RUNNING_LINE = re.compile(r"--keep-running: UI at (\S+);")
-EMULATOR_LINE = re.compile(r"\[databricks\] emulator on (\S+) ")
+EMULATOR_LINE = re.compile(r"emulator on (http://\S+) with bundle jobs")  # the Databricks stage's line
 DEMO_TIMEOUT = 720  # seconds for the demo to print its --keep-running line (~2 min idle, 6 on a busy box)
 
 

@@ -12,23 +12,22 @@ import logging
 import os
 import pathlib
 import secrets
-import signal
 import sys
 import tempfile
-import threading
 from typing import TYPE_CHECKING
+
+from airbricks.local.processes import server_parser, wait_for_stop_signal
 
 if TYPE_CHECKING:
     from airbricks.local.s3 import S3Server
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="airbricks-emulator",
-        description="Run the local Databricks workspace emulator (docs/EMULATOR.md).",
+    parser = server_parser(
+        "airbricks-emulator",
+        "Run the local Databricks workspace emulator (docs/EMULATOR.md).",
+        default_port=8765,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
     parser.add_argument("--bundle", type=pathlib.Path, help="Asset Bundle directory (holding databricks.yml)")
     parser.add_argument("--target", help="bundle target (default: the target with default: true)")
     parser.add_argument(
@@ -167,10 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     server.stop()
     if local_s3 is not None:
         local_s3.stop()
