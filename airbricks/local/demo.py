@@ -39,6 +39,7 @@ import dataclasses
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -112,6 +113,22 @@ def heartbeat(
     finally:
         done.set()
         thread.join(timeout=5)
+
+
+def log_libraries_to(path: Path) -> None:
+    """Send this process's log records (stand-ins, emulator requests, boto) to ``path``, not to the output.
+
+    The demo's output is its own ``say`` lines only; importing Airflow (the stages do) would otherwise print
+    every INFO record of every library on stdout.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 # ---- Airflow REST API client ---------------------------------------------------------------------------
@@ -756,11 +773,13 @@ def run(args: argparse.Namespace) -> int:
     postgres: PostgresServer | None = None
     problems: list[str] = []
     log_path = ctx.demo_dir / "logs" / "airflow-standalone.log"
+    process_log = ctx.demo_dir / "logs" / "demo-process.log"
     try:
         # A fresh home per run: the previous run's database and logs would confuse the summary.
         shutil.rmtree(ctx.airflow_home, ignore_errors=True)
         log_path.unlink(missing_ok=True)
         ctx.airflow_home.mkdir(parents=True)
+        log_libraries_to(process_log)
         say(f"stages: {', '.join(s.name for s in stages)}")
         for stage in stages:
             started_stages.append(stage)
@@ -816,7 +835,7 @@ def run(args: argparse.Namespace) -> int:
             for line in stage.summary(ctx):
                 say(line)
         say(f"UI: {base_url} (user {ADMIN_USER}, password in {password_file})")
-        say(f"logs: Airflow {log_path}; task logs {ctx.airflow_home / 'logs'}")
+        say(f"logs: Airflow {log_path}; task logs {ctx.airflow_home / 'logs'}; this process {process_log}")
         for problem in problems:
             say(f"PROBLEM {problem}")
         say(f"{'FAILED' if problems else 'OK'} in {time.monotonic() - started:.0f}s")

@@ -44,3 +44,27 @@ def test_heartbeat_stays_quiet_while_the_demo_is_talking(capsys: pytest.CaptureF
             time.sleep(0.1)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"demo | line {n}" for n in range(8)]
+
+
+def test_library_logs_go_to_the_process_log_not_to_the_output(tmp_path) -> None:
+    """Importing Airflow makes every INFO record print on stdout; the demo sends them to its process log."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "demo-process.log"
+    script = (
+        "import logging, sys\n"
+        "import airbricks.databricks.processing  # imports Airflow, which logs INFO to stdout\n"
+        "from airbricks.local.demo import log_libraries_to, say\n"
+        "log_libraries_to(__import__('pathlib').Path(sys.argv[1]))\n"
+        "logging.getLogger('airbricks.local.replay').info('API replay server listening on x')\n"
+        "logging.getLogger('botocore.credentials').info('Found credentials in environment variables.')\n"
+        "say('done')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(log)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout == "demo | done\n"
+    text = log.read_text()
+    assert "airbricks.local.replay API replay server listening on x" in text
+    assert "botocore.credentials Found credentials" in text
