@@ -196,13 +196,21 @@ def manual_partition_parameters(
 
 
 def job_parameters_from_events(
-    events: Any, *, bucket: str, source: str, dataset: str, params: dict[str, Any], output_root: str
+    events: Any,
+    *,
+    bucket: str,
+    source: str,
+    dataset: str,
+    params: dict[str, Any],
+    output_root: str,
+    partition_key: str | None = None,
 ) -> list[dict[str, str]]:
     """One ``job_parameters`` dict per raw partition to process, oldest first.
 
     From the triggering asset events of the dataset's asset; for a manual run without events, from
     ``partition_key`` (``YYYY-MM-DD`` / ``YYYY-MM-DDTHH``) in ``params`` (the task's params, which the run
-    conf overrides). Each partition becomes
+    conf overrides), or from ``partition_key``, the DAG run's own (a run the scheduler created for one
+    partition key, or triggered through the REST API with one). Each partition becomes
     :meth:`RawPartition.job_parameters` plus ``output_root``. Fails, naming what is wrong, when there is
     nothing to process or an event names no partition of this dataset in ``bucket``.
     """
@@ -213,6 +221,11 @@ def job_parameters_from_events(
             found.extend(_partition_of_event(event, bucket, source, dataset) for event in events[asset])
     if not found and (manual := _partition_of_params(params, source, dataset)):
         found.append(manual)
+    if partition_key:
+        # A run of one partition processes exactly that one (its events all name it).
+        found = [p for p in found if p.key == partition_key] or [
+            _partition_of_params({"partition_key": partition_key}, source, dataset)
+        ]
     if not found:
         raise ValueError(
             f"nothing to process: no asset event of {asset_uri} triggered this run and no partition_key "
@@ -262,7 +275,7 @@ def notify_gold_results(dataset: str, results: list[Any]) -> list[str]:
 def build_processing_dag(config_path: str | os.PathLike[str], source: str, dataset: str) -> Any:
     """The processing DAG of ``source``/``dataset`` as ``config_path`` (``sources.yaml``) declares it (see
     the module docstring)."""
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG, PartitionedAssetTimetable, task
 
     from airbricks.databricks.medallion import MedallionRunNowOperator
     from airbricks.databricks.operators import DatabricksRunResultOperator
@@ -284,7 +297,9 @@ def build_processing_dag(config_path: str | os.PathLike[str], source: str, datas
     with DAG(
         dag_id=spec.dag_id,
         description=f"Run the Databricks job {spec.job_name} on each new raw partition of {asset.uri}",
-        schedule=[asset],
+        # One run per partition key of the ingestion asset's events (identity mapping: ingestion's key is
+        # the processing key), so each run shows and processes exactly its partition (docs/PARTITIONS.md).
+        schedule=PartitionedAssetTimetable(assets=asset),
         start_date=None,
         catchup=False,
         max_active_runs=4,
@@ -317,6 +332,7 @@ def build_processing_dag(config_path: str | os.PathLike[str], source: str, datas
                 dataset=spec.dataset,
                 params=dict(context["params"]),
                 output_root=output_root,
+                partition_key=getattr(context.get("dag_run"), "partition_key", None),
             )
 
         run = MedallionRunNowOperator.partial(

@@ -159,7 +159,11 @@ class HttpToS3RawOperator(BaseOperator):
             run_id=context["run_id"],
         )
         summary = result.as_dict()
-        context["outlet_events"][self.asset].extra = summary
+        event = context["outlet_events"][self.asset]
+        event.extra = summary
+        # A partitioned asset event (Airflow 3.2+): the key lets PartitionedAssetTimetable consumers run once
+        # per partition and shows it in the UI/REST API (docs/PARTITIONS.md).
+        event.add_partitions(result.partition.key)
         self._summary = summary
         return summary
 

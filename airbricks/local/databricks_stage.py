@@ -55,6 +55,7 @@ class DatabricksStage(Stage):
     def __init__(self) -> None:
         self.server: Any = None
         self.run_id: str | None = None
+        self.partition_key: str | None = None  # the processing run's own (PartitionedAssetTimetable)
         self.gold: Any = None
         self.state: str = "not run"
         self._last_progress = ""
@@ -125,13 +126,14 @@ class DatabricksStage(Stage):
             triggered = [run for run in runs if run.get("run_type") == "asset_triggered"]
             if triggered:
                 self.run_id = triggered[0]["dag_run_id"]
+                self.partition_key = triggered[0].get("partition_key")
                 break
             time.sleep(0.5)
         else:
             self.state = "no asset-triggered run appeared within 120 s"
             _say(f"{dag_id}: {self.state}")
             return
-        _say(f"{dag_id}: asset-triggered run {self.run_id}")
+        _say(f"{dag_id}: asset-triggered run {self.run_id} for partition {self.partition_key}")
         ctx.runs[dag_id] = DagRunResult(dag_id, self.run_id)
         self._wait(ctx, dag_id)
 
@@ -194,7 +196,7 @@ class DatabricksStage(Stage):
         return []
 
     def summary(self, ctx: DemoContext) -> list[str]:
-        lines = [f"{demo_dataset(ctx).dag_id}: {self.state}"]
+        lines = [f"{demo_dataset(ctx).dag_id}: {self.state} (partition key {self.partition_key})"]
         gold = self.gold
         if isinstance(gold, str):
             with contextlib.suppress(ValueError):

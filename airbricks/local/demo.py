@@ -502,7 +502,8 @@ class IngestionStage(Stage):
             extra = event.get("extra") or {}
             lines.append(
                 f"asset event {event.get('uri')} from {event.get('source_dag_id')}: "
-                f"records={extra.get('records')} partition={extra.get('partition')}"
+                f"records={extra.get('records')} partition key {event.get('partition_key')} "
+                f"({extra.get('partition')})"
             )
         lines.extend(self._retry_log_lines(ctx))
         return lines

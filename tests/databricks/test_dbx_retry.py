@@ -199,3 +199,31 @@ def test_job_parameters_from_params_for_manual_runs_and_clear_errors():
         _params(_Events({Asset(uri): [_event({"partition": "s3://raw/raw/github/issues/dt=2026-11-20/"})]}))
     with pytest.raises(ValueError, match=r"param partition_key: .*'2026-11-20T5'"):
         _params(_Events(), {"partition_key": "2026-11-20T5"})
+
+
+def test_a_run_of_one_partition_key_processes_exactly_that_partition():
+    # A PartitionedAssetTimetable run (or a REST trigger with partition_key) carries its key: a rerun of
+    # one interval re-processes that partition only, whatever else the events or the conf name.
+    asset = Asset("s3://raw/raw/hackernews/stories")
+    days = [RawPartition.from_key("hackernews", "stories", f"2026-11-{d}") for d in (18, 19, 20)]
+    events = _Events({asset: [_event(day.to_extra("raw")) for day in days]})
+    only = job_parameters_from_events(
+        events,
+        bucket="raw",
+        source="hackernews",
+        dataset="stories",
+        params={"partition_key": "2026-11-18"},
+        output_root="s3://lake/hn/",
+        partition_key="2026-11-19",
+    )
+    assert [p["partition_key"] for p in only] == ["2026-11-19"]
+    [without_events] = job_parameters_from_events(
+        None,
+        bucket="raw",
+        source="hackernews",
+        dataset="stories",
+        params={},
+        output_root="s3://lake/hn/",
+        partition_key="2026-11-20T05",
+    )
+    assert without_events["partition_folder"] == "dt=2026-11-20/hr=05/"

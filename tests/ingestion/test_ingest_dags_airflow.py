@@ -74,12 +74,16 @@ def _asset_events(uri: str, run_id: str | None = None) -> list[dict]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    query = select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-    query = query.where(AssetModel.uri == uri)
+    query = select(AssetEvent.extra, AssetEvent.partition_key)
+    query = query.join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == uri)
     if run_id is not None:
         query = query.where(AssetEvent.source_run_id == run_id)
     with create_session() as session:
-        return [row[0] for row in session.execute(query.order_by(AssetEvent.id)).all()]
+        rows = session.execute(query.order_by(AssetEvent.id)).all()
+    # The event's own partition key (a partitioned asset event) must be the one its extra names.
+    for extra, partition_key in rows:
+        assert partition_key == extra["partition_key"], (partition_key, extra)
+    return [extra for extra, _ in rows]
 
 
 def _xcom_return(run, task_id: str):
@@ -123,6 +127,7 @@ def test_hackernews_success_identical_rerun_then_shorter_rerun(env):
     events = _asset_events(f"s3://{BUCKET}/raw/hackernews/stories", run.run_id)
     assert len(events) == 1
     assert events[0]["partition"] == f"s3://{BUCKET}/{HN_PREFIX}"
+    assert events[0]["partition_key"] == "2026-11-19"
     assert events[0]["records"] == manifest["records"]
     assert events[0]["pages"] == 3
     assert events[0]["manifest_key"] == HN_PREFIX + "_manifest.json"
