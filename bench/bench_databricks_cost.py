@@ -90,6 +90,7 @@ def _child(workdir: pathlib.Path) -> dict[str, Any]:
 
     from airbricks.emulator.clusters import ACTIVE_STATES
     from airbricks.emulator.server import EmulatorServer
+    from airbricks.partitions import RawPartition
     from airbricks.local.s3 import S3Server
 
     topologies = {"shared_job_cluster": JOB_NAME, "cluster_per_task": PER_TASK_JOB_NAME}
@@ -123,9 +124,7 @@ def _child(workdir: pathlib.Path) -> dict[str, Any]:
                     json={
                         "job_id": jobs[0]["job_id"],
                         "job_parameters": {
-                            "partition_path": f"s3://{RAW_BUCKET}/{PARTITION}",
-                            "interval_start": "2026-11-20T00:00:00+00:00",
-                            "interval_end": "2026-11-21T00:00:00+00:00",
+                            **RawPartition.from_prefix(PARTITION).job_parameters(RAW_BUCKET),  # as processing
                             "output_root": f"s3://{LAKE_BUCKET}/{topology}/hackernews/stories/",
                         },
                     },
