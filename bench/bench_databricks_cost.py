@@ -90,8 +90,8 @@ def _child(workdir: pathlib.Path) -> dict[str, Any]:
 
     from airbricks.emulator.clusters import ACTIVE_STATES
     from airbricks.emulator.server import EmulatorServer
-    from airbricks.partitions import RawPartition
     from airbricks.local.s3 import S3Server
+    from airbricks.partitions import RawPartition
 
     topologies = {"shared_job_cluster": JOB_NAME, "cluster_per_task": PER_TASK_JOB_NAME}
     out: dict[str, Any] = {}
