@@ -56,6 +56,13 @@ demo: $(VENV_STAMP) ## Run the whole pipeline offline on local stand-ins and pri
 run-dag: $(VENV_STAMP) ## Run one ingestion DAG for one partition locally: make run-dag DAG=ingest_hackernews DATE=2026-11-19 [HOUR=05]
 	$(PY) -m airbricks.local.run_dag "$(DAG)" "$(DATE)" $(if $(HOUR),--hour "$(HOUR)") $(RUN_DAG_ARGS)
 
+# ---- Backfill a date range through ingestion + Databricks (airbricks/local/backfill.py, docs/PARTITIONS.md)
+.PHONY: backfill
+CONCURRENCY ?= 1
+REPROCESS ?= completed
+backfill: $(VENV_STAMP) ## Reprocess SOURCE's days FROM..TO (YYYY-MM-DD) via Airflow's backfill API, CONCURRENCY=N; local stand-ins unless AIRFLOW_API_URL is set
+	$(PY) -m airbricks.local.backfill "$(SOURCE)" "$(FROM)" "$(TO)" --concurrency "$(CONCURRENCY)" --reprocess "$(REPROCESS)" $(BACKFILL_ARGS)
+
 # ---- Reliability: fault-injection suite (tests/faults, docs/SECURITY.md) -------------------------
 .PHONY: reliability
 RELIABILITY_REPORT ?= .demo/reliability/faults.jsonl

@@ -24,7 +24,19 @@ def scale_series(sections: dict[str, Any]) -> dict[str, list[tuple[float, float]
     if points:
         series["DAG-processor loop (s CPU)"] = [(r["sources"], r["loop_cpu_seconds"]) for r in points]
         series["worst file / trivial (x)"] = [(r["sources"], r["worst_ratio"]) for r in points]
+    backfill = sections.get("backfill") or {}
+    levels = [] if backfill.get("error") else backfill.get("rows") or []
+    if levels:
+        series["backfill (intervals / min)"] = [(r["concurrency"], r["intervals_per_minute"]) for r in levels]
     return series
+
+
+def _x_label(name: str) -> str:
+    if name.startswith("triggerer"):
+        return "deferred runs"
+    if name.startswith("backfill"):
+        return "backfill concurrency (max_active_runs)"
+    return "sources in sources.yaml"
 
 
 def render_scale_plot(sections: dict[str, Any], images: pathlib.Path = IMAGES) -> pathlib.Path | None:
@@ -42,7 +54,7 @@ def render_scale_plot(sections: dict[str, Any], images: pathlib.Path = IMAGES) -
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="o")
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("deferred runs" if name.startswith("triggerer") else "sources in sources.yaml")
+        ax.set_xlabel(_x_label(name))
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     fig.tight_layout()

@@ -31,11 +31,21 @@ from bench.common import REPO, machine
 
 RESULTS = REPO / "bench" / "results.json"
 DOC = REPO / "docs" / "PERFORMANCE.md"
-SECTIONS = ("parse", "parse_scale", "ingest", "triggerer", "waiting", "databricks_cost", "end_to_end")
+SECTIONS = (
+    "parse",
+    "parse_scale",
+    "ingest",
+    "triggerer",
+    "waiting",
+    "databricks_cost",
+    "end_to_end",
+    "backfill",
+)
 
 
 def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
     from bench import (
+        bench_backfill,
         bench_databricks_cost,
         bench_end_to_end,
         bench_ingest_throughput,
@@ -54,6 +64,7 @@ def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
             "waiting": lambda: bench_waiting.run(durations=(3,), sync_durations=(3,)),
             "databricks_cost": bench_databricks_cost.run,
             "end_to_end": bench_end_to_end.run,
+            "backfill": lambda: bench_backfill.run(intervals=2, concurrencies=(1, 2)),
         }
     return {
         "parse": lambda: bench_parse.run(rounds=7, fresh_rounds=2),
@@ -63,6 +74,7 @@ def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
         "waiting": lambda: bench_waiting.run(durations=(30, 120), sync_durations=(30,)),
         "databricks_cost": bench_databricks_cost.run,
         "end_to_end": bench_end_to_end.run,
+        "backfill": lambda: bench_backfill.run(intervals=8, concurrencies=(1, 4, 8)),
     }
 
 
@@ -134,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         _timed("end_to_end", benchmarks["end_to_end"], results)
     for thread in background:
         thread.join()
+    # Backfill throughput last, alone: its Spark runs would otherwise share the cores with the sections above.
+    if "backfill" in wanted:
+        _timed("backfill", benchmarks["backfill"], results)
 
     sections = {name: previous.get("sections", {}).get(name) for name in SECTIONS}
     sections.update(results)

@@ -70,12 +70,27 @@ class DemoError(RuntimeError):
     """A demo step failed; the message says which and where to look."""
 
 
+class ApiError(DemoError):
+    """The Airflow REST API answered an unexpected status (:attr:`status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 #: Every line the demo and its stages print starts with this (stages call :func:`say`, never ``print``).
-PREFIX = "demo |"
+DEMO_PREFIX = "demo |"
+PREFIX = DEMO_PREFIX
 #: A wait prints a heartbeat when the demo has been silent this long (a long stage never looks hung).
 HEARTBEAT_SECONDS = 8.0
 _last_said = time.monotonic()
 _say_lock = threading.Lock()
+
+
+def set_output_prefix(prefix: str) -> None:
+    """Start every line with ``prefix`` instead of ``demo |`` (``make backfill`` prints ``backfill |``)."""
+    global PREFIX
+    PREFIX = prefix
 
 
 def say(message: str = "") -> None:
@@ -136,11 +151,14 @@ class AirflowApi:
     """Minimal Airflow 3 REST API (v2) client authenticating with a JWT from the simple auth manager.
 
     :param base_url: the api-server URL, e.g. ``http://127.0.0.1:8080``.
-    :param username: user to log in as.
+    :param username: user to log in as (``POST /auth/token``).
     :param password: its password.
+    :param token: a ready access token instead (a deployment's JWT); it is sent as is and never logged.
     """
 
-    def __init__(self, base_url: str, username: str, password: str) -> None:
+    def __init__(
+        self, base_url: str, username: str = "", password: str = "", token: str | None = None
+    ) -> None:
         import requests  # imported late: keeps ``--help`` fast
         from urllib3.util.retry import Retry
 
@@ -159,9 +177,12 @@ class AirflowApi:
             raise_on_status=False,
         )
         self._session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
-        self._token: str | None = None
+        self._token: str | None = token
+        self._fixed_token = token is not None
 
     def login(self) -> None:
+        if self._fixed_token:
+            raise DemoError(f"{self.base_url} refused the access token given (HTTP 401); it may have expired")
         response = self._session.post(
             f"{self.base_url}/auth/token",
             json={"username": self._username, "password": self._password},
@@ -190,8 +211,9 @@ class AirflowApi:
                 continue
             break
         if response.status_code not in set(ok):
-            raise DemoError(
-                f"Airflow API {method} {path} answered {response.status_code}: {response.text[:500]}"
+            raise ApiError(
+                f"Airflow API {method} {path} answered {response.status_code}: {response.text[:500]}",
+                response.status_code,
             )
         return response.json() if response.content else None
 
@@ -365,6 +387,8 @@ class LocalServicesStage(Stage):
 
     name = "local services"
     HN_PATH = "/api/v1/search_by_date"
+    #: Inject the one 429 (the demo shows the retry; ``make backfill`` turns it off).
+    inject_retry = True
 
     def start(self, ctx: DemoContext) -> None:
         from airbricks.local.connections import airflow_conn_env
@@ -378,10 +402,13 @@ class LocalServicesStage(Stage):
         # The GitHub stand-in demands a bearer token, like the real API; generated per run, never printed.
         replay = ReplayServer(tokens={"github": secrets.token_urlsafe(24)}).start()
         ctx.services["replay"] = replay
-        replay.inject(self.HN_PATH, status=429, retry_after=2, times=1)
+        injected = "none"
+        if self.inject_retry:
+            replay.inject(self.HN_PATH, status=429, retry_after=2, times=1)
+            injected = f"one 429 + Retry-After: 2 on the first {self.HN_PATH} request"
         say(
             f"API replay server on {replay.url} (sources: {', '.join(sorted(replay.sources))}); "
-            f"injected: one 429 + Retry-After: 2 on the first {self.HN_PATH} request"
+            f"injected: {injected}"
         )
         ctx.env.update(airflow_conn_env(s3, replay))
         ctx.env["AIRBRICKS_RAW_BUCKET"] = ctx.bucket
@@ -743,7 +770,7 @@ def _find_repo_root(explicit: Path | None) -> Path:
     raise DemoError(f"no dags/sources.yaml under {', '.join(str(c) for c in candidates)}; use --repo-root")
 
 
-def _interrupt_on_signals() -> None:
+def interrupt_on_signals() -> None:
     """SIGTERM and SIGINT both raise KeyboardInterrupt, so the cleanup in ``run`` always happens.
 
     SIGINT is set explicitly because a shell starting the demo in the background hands it over
@@ -757,6 +784,139 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class LocalAirflow:
+    """The local stand-ins (the stages' ``start``) and ``airflow standalone`` on them, up and logged in.
+
+    ``make demo`` and ``make backfill`` (``airbricks.local.backfill``) both start Airflow through this class,
+    so the two share one start-up: a fresh ``AIRFLOW_HOME`` under ``ctx.demo_dir``, generated secrets, the
+    metadata DB, the health wait, the REST login (``ctx.api``) and the DAG-parse wait. :meth:`stop` undoes
+    what :meth:`start` did, also after a failure half-way; as a context manager it does both.
+
+    :param ctx: the context the stages share; ``ctx.env`` overrides any Airflow setting.
+    :param stages: stages whose ``start`` runs before Airflow starts and ``stop`` after it stopped.
+    :param port: api-server port (0: 8080 if free, else any free port).
+    :param db: metadata database, ``"sqlite"`` or ``"postgres"``.
+    :param start_timeout: seconds for Airflow to become healthy.
+    """
+
+    def __init__(
+        self,
+        ctx: DemoContext,
+        stages: list[Stage],
+        *,
+        port: int = 0,
+        db: str = "sqlite",
+        start_timeout: float = 180.0,
+    ) -> None:
+        self.ctx = ctx
+        self.stages = stages
+        self.port = port
+        self.db = db
+        self.start_timeout = start_timeout
+        self.started = time.monotonic()
+        self.started_stages: list[Stage] = []
+        self.airflow: ProcessGroup | None = None
+        self.postgres: PostgresServer | None = None
+        self.base_url = ""
+        self.password = ""
+        self.log_path = ctx.demo_dir / "logs" / "airflow-standalone.log"
+        self.process_log = ctx.demo_dir / "logs" / "demo-process.log"
+
+    @property
+    def password_file(self) -> Path:
+        return self.ctx.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    def start(self, dag_ids: list[str]) -> AirflowApi:
+        """Start everything, wait until ``dag_ids`` are parsed and unpause them; returns ``ctx.api``.
+
+        Unpausing comes before any run: Airflow queues asset-triggered runs only for consumers that are
+        unpaused when the asset event is written.
+        """
+        ctx = self.ctx
+        # A fresh home per run: the previous run's database and logs would confuse the summary.
+        shutil.rmtree(ctx.airflow_home, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
+        ctx.airflow_home.mkdir(parents=True)
+        log_libraries_to(self.process_log)
+        say(f"stages: {', '.join(s.name for s in self.stages)}")
+        for stage in self.stages:
+            self.started_stages.append(stage)
+            stage.start(ctx)
+
+        port = _pick_port(self.port)
+        password, secret_env = _generated_secrets(self.password_file)
+        self.password = password
+        database_url, database_label, self.postgres = metadata_database(self.db, ctx)
+        env = airflow_env(ctx, port, secret_env, self.password_file, database_url)
+        base_url = self.base_url = env["AIRFLOW__API__BASE_URL"]
+        say(f"AIRFLOW_HOME={ctx.airflow_home} ({database_label}), dags folder {ctx.dags_folder}")
+        airflow = self.airflow = ProcessGroup(
+            [sys.executable, "-m", "airflow", "standalone"], env=env, log_path=self.log_path, cwd=ctx.demo_dir
+        ).start()
+        say(
+            "started airflow standalone (scheduler, triggerer, dag-processor, api-server), "
+            f"process group {airflow.pid}; log: {self.log_path}"
+        )
+        try:
+            with heartbeat("waiting for Airflow to become healthy"):
+                wait_until(
+                    lambda: http_ok(f"{base_url}/api/v2/monitor/health") and components_healthy(base_url),
+                    timeout=self.start_timeout,
+                    interval=1,
+                    what="Airflow to become healthy",
+                    alive=airflow.alive,
+                )
+        except (TimeoutError, RuntimeError) as exc:
+            raise DemoError(f"{exc}\n--- last lines of {self.log_path} ---\n{airflow.tail()}") from exc
+        say(
+            f"Airflow is up after {time.monotonic() - self.started:.0f}s: UI {base_url} "
+            f"login: {ADMIN_USER} / {password} (generated for this run)"
+        )
+        ctx.api = AirflowApi(base_url, ADMIN_USER, password)
+        with heartbeat("waiting for the DAG processor to parse the DAGs"):
+            wait_for_dags(ctx, dag_ids, timeout=120, alive=airflow.alive)
+        say(f"DAGs parsed: {', '.join(dag_ids)}")
+        for dag_id in dag_ids:
+            ctx.api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        return ctx.api
+
+    def stop(self) -> None:
+        """Stop Airflow, its PostgreSQL and the started stages (reverse order); safe after a half start."""
+        # A second Ctrl-C must not abort the cleanup half-way and leave orphans behind; the handlers come
+        # back afterwards (a test session goes on after it).
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._stop()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def _stop(self) -> None:
+        if self.airflow is not None:
+            say("stopping Airflow (process group)")
+            stop_started = time.monotonic()
+            # SIGINT first: standalone then stops its components in order, as on Ctrl-C in a terminal.
+            self.airflow.stop(leader_signal=signal.SIGINT, leader_grace_seconds=30, grace_seconds=10)
+            self.airflow = None
+            say(f"Airflow stopped in {time.monotonic() - stop_started:.0f}s")
+        if self.postgres is not None:
+            self.postgres.stop(remove=True)
+            self.postgres = None
+            say("stopped PostgreSQL")
+        for stage in reversed(self.started_stages):
+            try:
+                stage.stop(self.ctx)
+            except Exception as exc:  # stopping must go on for the remaining stages
+                say(f"stopping stage {stage.name} failed: {exc!r}")
+        self.started_stages = []
+
+    def __enter__(self) -> LocalAirflow:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     ctx = DemoContext(
@@ -768,61 +928,11 @@ def run(args: argparse.Namespace) -> int:
         run_timeout=args.run_timeout,
     )
     stages = [factory() for factory in STAGE_FACTORIES] + [load_stage(spec) for spec in args.stage]
-    started_stages: list[Stage] = []
-    airflow: ProcessGroup | None = None
-    postgres: PostgresServer | None = None
+    local = LocalAirflow(ctx, stages, port=args.port, db=args.db, start_timeout=args.start_timeout)
     problems: list[str] = []
-    log_path = ctx.demo_dir / "logs" / "airflow-standalone.log"
-    process_log = ctx.demo_dir / "logs" / "demo-process.log"
     try:
-        # A fresh home per run: the previous run's database and logs would confuse the summary.
-        shutil.rmtree(ctx.airflow_home, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
-        ctx.airflow_home.mkdir(parents=True)
-        log_libraries_to(process_log)
-        say(f"stages: {', '.join(s.name for s in stages)}")
-        for stage in stages:
-            started_stages.append(stage)
-            stage.start(ctx)
-
-        port = _pick_port(args.port)
-        password_file = ctx.airflow_home / "simple_auth_manager_passwords.json.generated"
-        password, secret_env = _generated_secrets(password_file)
-        database_url, database_label, postgres = metadata_database(args.db, ctx)
-        env = airflow_env(ctx, port, secret_env, password_file, database_url)
-        base_url = env["AIRFLOW__API__BASE_URL"]
-        say(f"AIRFLOW_HOME={ctx.airflow_home} ({database_label}), dags folder {ctx.dags_folder}")
-        airflow = ProcessGroup(
-            [sys.executable, "-m", "airflow", "standalone"], env=env, log_path=log_path, cwd=ctx.demo_dir
-        ).start()
-        say(
-            "started airflow standalone (scheduler, triggerer, dag-processor, api-server), "
-            f"process group {airflow.pid}; log: {log_path}"
-        )
-        try:
-            with heartbeat("waiting for Airflow to become healthy"):
-                wait_until(
-                    lambda: http_ok(f"{base_url}/api/v2/monitor/health") and components_healthy(base_url),
-                    timeout=args.start_timeout,
-                    interval=1,
-                    what="Airflow to become healthy",
-                    alive=airflow.alive,
-                )
-        except (TimeoutError, RuntimeError) as exc:
-            raise DemoError(f"{exc}\n--- last lines of {log_path} ---\n{airflow.tail()}") from exc
-        say(
-            f"Airflow is up after {time.monotonic() - started:.0f}s: UI {base_url} "
-            f"login: {ADMIN_USER} / {password} (generated for this run)"
-        )
-        ctx.api = AirflowApi(base_url, ADMIN_USER, password)
         wanted = [dag for stage in stages for dag in stage.dags(ctx)]
-        with heartbeat("waiting for the DAG processor to parse the DAGs"):
-            wait_for_dags(ctx, wanted, timeout=120, alive=airflow.alive)
-        say(f"DAGs parsed: {', '.join(wanted)}")
-        # Unpause every stage's DAGs before any runs: Airflow queues asset-triggered runs only for consumers
-        # that are unpaused when the asset event is written.
-        for dag_id in wanted:
-            ctx.require_api().call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        local.start(wanted)
         for stage in stages:
             ctx.progress = ""
             with heartbeat(f"{stage.name}: waiting", status=lambda: ctx.progress):
@@ -834,15 +944,18 @@ def run(args: argparse.Namespace) -> int:
         for stage in stages:
             for line in stage.summary(ctx):
                 say(line)
-        say(f"UI: {base_url} (user {ADMIN_USER}, password in {password_file})")
-        say(f"logs: Airflow {log_path}; task logs {ctx.airflow_home / 'logs'}; this process {process_log}")
+        say(f"UI: {local.base_url} (user {ADMIN_USER}, password in {local.password_file})")
+        say(
+            f"logs: Airflow {local.log_path}; task logs {ctx.airflow_home / 'logs'}; "
+            f"this process {local.process_log}"
+        )
         for problem in problems:
             say(f"PROBLEM {problem}")
         say(f"{'FAILED' if problems else 'OK'} in {time.monotonic() - started:.0f}s")
-        if args.keep_running:
-            say(f"--keep-running: UI at {base_url}; press Ctrl-C to stop everything")
+        if args.keep_running and local.airflow is not None:
+            say(f"--keep-running: UI at {local.base_url}; press Ctrl-C to stop everything")
             try:
-                while airflow.alive():
+                while local.airflow.alive():
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
@@ -850,38 +963,22 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as exc:
         say(f"FAILED after {time.monotonic() - started:.0f}s: {exc}")
         if ctx.api is not None:
-            say(f"logs: Airflow {log_path}; task logs {ctx.airflow_home / 'logs'}")
+            say(f"logs: Airflow {local.log_path}; task logs {ctx.airflow_home / 'logs'}")
         return 1
     except KeyboardInterrupt:
         say("interrupted")
         return 130
     except Exception as exc:  # anything unforeseen: still a clear one-line verdict, then clean up
-        say(f"FAILED after {time.monotonic() - started:.0f}s: {exc!r}; Airflow log: {log_path}")
+        say(f"FAILED after {time.monotonic() - started:.0f}s: {exc!r}; Airflow log: {local.log_path}")
         raise
     finally:
-        # A second Ctrl-C must not abort the cleanup half-way and leave orphans behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if airflow is not None:
-            say("stopping Airflow (process group)")
-            stop_started = time.monotonic()
-            # SIGINT first: standalone then stops its components in order, as on Ctrl-C in a terminal.
-            airflow.stop(leader_signal=signal.SIGINT, leader_grace_seconds=30, grace_seconds=10)
-            say(f"Airflow stopped in {time.monotonic() - stop_started:.0f}s")
-        if postgres is not None:
-            postgres.stop(remove=True)
-            say("stopped PostgreSQL")
-        for stage in reversed(started_stages):
-            try:
-                stage.stop(ctx)
-            except Exception as exc:  # stopping must go on for the remaining stages
-                say(f"stopping stage {stage.name} failed: {exc!r}")
+        local.stop()
         say(f"elapsed {time.monotonic() - started:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _interrupt_on_signals()
+    interrupt_on_signals()
     try:
         return run(args)
     except DemoError as exc:  # raised before anything was started (bad --repo-root or --stage)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import textwrap
 
+import pytest
+
 DAGS = textwrap.dedent(
     """
     from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, PartitionedAssetTimetable, task
@@ -72,3 +74,18 @@ def test_partition_keyed_event_queues_a_run_per_key_only_for_partitioned_consume
     # Airflow 3.3.2: a partition-keyed event queues nothing for a plain `schedule=[asset]` consumer
     # (AssetManager._queue_dagruns returns early): producer and consumers must switch together.
     assert plain == []
+    # Airflow 3.3.2 bug (seen by `make backfill`, docs/PARTITIONS.md): GET /api/v2/assets/events answers 500
+    # while a run the event created is still queued: its serializer declares the run's start_date required.
+    import pydantic
+    from airflow.api_fastapi.core_api.services.public.assets import serialize_asset_events
+    from sqlalchemy.orm import selectinload
+
+    with create_session() as session:
+        queued_run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == "repro_partitioned_consumer")
+        ).one()
+        assert (queued_run.state, queued_run.start_date) == ("queued", None)
+        stored = session.scalars(select(AssetEvent).options(selectinload(AssetEvent.created_dagruns))).all()
+        assert [run.run_id for run in stored[0].created_dagruns] == [queued_run.run_id]
+        with pytest.raises(pydantic.ValidationError, match=r"created_dagruns\.0\.start_date"):
+            serialize_asset_events(stored, session=session)

@@ -140,5 +140,5 @@ def test_report_renders_the_scale_sections_and_the_plot():
     assert "## 6. Triggerer at scale" in text
     assert "## 7. DAG parsing at scale" in text
     assert "| 100 | 470.0 |" in text
-    assert "![growth curves of sections 6 and 7](images/bench-scale.png)" in text
+    assert "![growth curves of sections 6, 7 and 8](images/bench-scale.png)" in text
     assert "**MISSED**" in text  # parse_scale's target
