@@ -47,6 +47,7 @@ REPROCESS_BEHAVIOURS = ("completed", "failed", "none")
 TERMINAL = frozenset({"success", "failed"})
 PROCESSING_TASK = "run_medallion_job"  # its XCom return_value is the Databricks run id
 OUTPUT_PREFIX = "backfill |"
+CREATE_ATTEMPTS = 6
 
 
 class BackfillInputError(ValueError):
@@ -308,7 +309,18 @@ class BackfillRunner:
         planned = self.api.call("POST", "/backfills/dry_run", json=body, ok=(200, 422))
         if "backfills" not in planned:
             raise DemoError(f"Airflow refused the backfill of {self.request.dag_id}: {planned.get('detail')}")
-        return self.api.call("POST", "/backfills", json=body, ok=(200, 409, 422)) | {
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                created = self.api.call("POST", "/backfills", json=body, ok=(200, 409, 422))
+                break
+            except ApiError as exc:
+                # 503: the metadata DB was locked (SQLite beside a busy scheduler); Airflow removed the
+                # partial backfill, so creating it again is safe.
+                if exc.status != 503 or attempt == CREATE_ATTEMPTS:
+                    raise
+                self.api_errors += 1
+                time.sleep(2.0 * attempt)
+        return created | {
             "planned": [_instant(b["logical_date"]) for b in planned["backfills"] if b.get("logical_date")]
         }
 
@@ -349,8 +361,22 @@ class BackfillRunner:
                         pending = [f"{i.logical_date:%Y-%m-%d} ({i.state})" for i in intervals.values()]
                         raise DemoError(f"backfill not done within {self.timeout:.0f}s: {', '.join(pending)}")
                     time.sleep(self.poll_seconds)
+        self._wait_completed(backfill["id"], deadline)
         intervals_done = sorted(intervals.values(), key=lambda i: i.logical_date)
         return BackfillReport(backfill["id"], intervals_done, time.monotonic() - started, self.api_errors)
+
+    def _wait_completed(self, backfill_id: int, deadline: float) -> None:
+        """Wait for the scheduler to mark the backfill completed: until then Airflow refuses the next one
+        of the same DAG (409), so a re-run right after this one would fail."""
+        while not self.api.get(f"/backfills/{backfill_id}").get("completed_at"):
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"backfill {backfill_id}: all intervals done, but Airflow never marked it completed"
+                )
+            self.progress = (
+                f"all intervals done; waiting for the scheduler to complete backfill {backfill_id}"
+            )
+            time.sleep(self.poll_seconds)
 
     # -- one round of REST calls --
     def _poll(self, created: dt.datetime, intervals: dict[dt.datetime, IntervalOutcome]) -> None:

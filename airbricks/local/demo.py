@@ -23,6 +23,9 @@ interval (``AIRBRICKS_INGEST_OVERRIDES`` sets start_date = end_date = 2026-11-19
 ingestion DAG runs exactly once whatever today's date is, and the asset events make the scheduler run the
 processing DAG.
 
+The start-up and shutdown (steps 1-4 without the runs, and the cleanup) are :class:`LocalAirflow`, which
+``make backfill`` (``airbricks.local.backfill``) uses too.
+
 Extension hook: the demo is a list of :class:`Stage` objects (``STAGE_FACTORIES``). A stage may start
 services before Airflow starts, name the DAGs it wants triggered (in stage order, each stage's runs
 awaited before the next stage), verify the outcome and add summary lines. Add a stage by appending its
