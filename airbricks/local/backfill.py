@@ -40,9 +40,9 @@ from airbricks.local.demo import AirflowApi, ApiError, DemoContext, DemoError, h
 from airbricks.local.processes import free_port
 
 API_URL_ENV = "AIRFLOW_API_URL"
-API_TOKEN_ENV = "AIRFLOW_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
+API_TOKEN_ENV = "AIRFLOW_API_TOKEN"  # noqa: S105  # pragma: allowlist secret (a variable name)
 API_USERNAME_ENV = "AIRFLOW_USERNAME"
-API_PASSWORD_ENV = "AIRFLOW_PASSWORD"  # noqa: S105 (a variable name)
+API_PASSWORD_ENV = "AIRFLOW_PASSWORD"  # noqa: S105  # pragma: allowlist secret (a variable name)
 REPROCESS_BEHAVIOURS = ("completed", "failed", "none")
 TERMINAL = frozenset({"success", "failed"})
 PROCESSING_TASK = "run_medallion_job"  # its XCom return_value is the Databricks run id
