@@ -77,6 +77,47 @@ class S3Server(BackgroundServer):
             client.create_bucket(Bucket=name)
         return name
 
+    def sqs_client(self) -> Any:
+        """A boto3 SQS client bound to this server (moto serves every AWS service on the one port)."""
+        import boto3
+
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        )
+
+    def notify_manifests(self, bucket: str, queue_name: str = "airbricks-raw-manifests") -> str:
+        """Send ``bucket``'s ``ObjectCreated`` notifications of ``raw/**/_manifest.json`` to a new SQS queue.
+
+        The same configuration as production's (docs/PARTITIONS.md): an S3 QueueConfiguration with a
+        prefix ``raw/`` and suffix ``_manifest.json`` filter; moto delivers to its own SQS. Returns the queue
+        URL (what ``AIRBRICKS_MANIFEST_QUEUE_URL`` names).
+        """
+        from airbricks.partitions import MANIFEST_NAME, RAW_ROOT
+
+        sqs = self.sqs_client()
+        queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        rules = [{"Name": "prefix", "Value": f"{RAW_ROOT}/"}, {"Name": "suffix", "Value": MANIFEST_NAME}]
+        self.client().put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": rules}},
+                    }
+                ]
+            },
+        )
+        return queue_url
+
     def reset(self) -> None:
         """Forget every bucket and object (moto's ``POST /moto-api/reset``)."""
         url = f"{self.endpoint_url}/moto-api/reset"
