@@ -6,10 +6,13 @@ S3 notification (``S3Server.notify_manifests``, set up by the local-services sta
 ``raw_manifest_watcher`` DAG's AssetWatcher picks it up and emits the partition's keyed asset event, and
 the scheduler runs the processing DAG for that partition key (docs/PARTITIONS.md, "Any producer").
 
-* ``dags``: ``raw_manifest_watcher`` (unpaused before any run, like every stage's DAGs).
+* ``dags``: ``raw_manifest_watcher`` and the processing DAG (unpaused before any run, like every stage's).
 * ``run``: publish right away and return: the partition is processed while ingestion runs (the stage sits
   before the ingestion stage, so its cost overlaps the main pipeline's).
-* ``verify``: wait for the watcher-triggered processing run of that key and its end.
+* ``verify``: wait for the watcher-triggered processing run of that key, send the same SQS message body
+  again (SQS delivers at least once) and wait for the watcher's run that says "already announced"; then the
+  processing run's end, its Databricks run (the emulator's REST API: ``partition_key`` job parameter) and
+  that the key has exactly one run.
 * ``summary``: the notification -> announcement -> processing run, with the partition key.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 from airbricks.databricks.processing import processed_dataset
 from airbricks.ingestion.manifest_watcher import DAG_ID as WATCHER_DAG_ID
 from airbricks.ingestion.manifest_watcher import NOTIFICATIONS_ASSET, manifest_notices
-from airbricks.local.demo import DemoContext, Stage, say
+from airbricks.local.demo import DemoContext, Stage, heartbeat, say
 from airbricks.local.replay import BUNDLED_FIXTURES
 from airbricks.partitions import RawPartition
 
@@ -87,11 +90,12 @@ class OtherProducerStage(Stage):
     def _wait(self, ctx: DemoContext, what: str, found: Callable[[], Any]) -> Any:
         """Poll ``found`` until it returns something truthy; ``None`` after the run timeout."""
         deadline = time.monotonic() + max(float(ctx.run_timeout), 300.0)
-        while time.monotonic() < deadline:
-            if value := found():
-                return value
-            ctx.progress = f"other producer: waiting for {what}"
-            time.sleep(0.5)
+        # verify runs outside the demo's per-stage heartbeat: say what is awaited during a long wait.
+        with heartbeat(f"other producer: waiting for {what}"):
+            while time.monotonic() < deadline:
+                if value := found():
+                    return value
+                time.sleep(0.5)
         return None
 
     def _processing_runs(self, ctx: DemoContext) -> list[dict[str, Any]]:
