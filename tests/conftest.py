@@ -27,6 +27,8 @@ os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+# The parsed-sources.yaml cache of this session (airbricks/ingestion/yaml_cache.py), not the user's.
+os.environ["AIRBRICKS_SOURCES_CACHE_DIR"] = os.path.join(_AIRFLOW_HOME, "sources-yaml-cache")
 if os.environ.get(TEST_DB_ENV) == "postgres":
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = session_database_url("airflow_session")
 else:

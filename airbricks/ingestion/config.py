@@ -1,7 +1,8 @@
 """Validated model of ``dags/sources.yaml`` (every field is documented in docs/INGESTION.md).
 
-Parsing happens in the DAG processor, so this module does no I/O beyond reading the YAML file and imports
-nothing heavy (pydantic and PyYAML are already loaded by Airflow itself).
+Parsing happens in the DAG processor, so this module does no I/O beyond reading the YAML file (through the
+cache of airbricks/ingestion/yaml_cache.py) and imports nothing heavy (pydantic and PyYAML are already loaded
+by Airflow itself).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airbricks.ingestion.yaml_cache import read_document
 
 #: Env var holding a JSON object deep-merged on top of EVERY source (after its own settings). Meant for
 #: tests and local runs (tiny retry delays), e.g. ``{"http": {"backoff_max_seconds": 0.05}}``.
@@ -319,7 +322,7 @@ def load_sources(path: str | os.PathLike[str]) -> list[SourceConfig]:
 
 def load_source(path: str | os.PathLike[str], name: str) -> SourceConfig:
     """Read a ``sources.yaml`` file and validate the source ``name`` only (and the defaults it inherits)."""
-    (source,) = parse_sources(_read_yaml(path), origin=str(path), only=name)
+    (source,) = parse_sources(_read_yaml(path, only=name), origin=str(path), only=name)
     return source
 
 
@@ -332,15 +335,20 @@ def declared_source_names(path: str | os.PathLike[str]) -> list[str]:
     return [str(name) for name in sources]
 
 
-def _read_yaml(path: str | os.PathLike[str]) -> Any:
+def _read_yaml(path: str | os.PathLike[str], only: str | None = None) -> Any:
+    """The parsed document of ``path``; with ``only``, just that source filled in (see :mod:`.yaml_cache`)."""
     file = pathlib.Path(path)
-    # The C loader is ~10x faster than the pure-Python one and this runs on every DAG parse.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        document = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise SourceConfigError(_yaml_error_message(file, exc)) from exc
-    return document
+
+    def parse(content: bytes) -> Any:
+        # The C loader is ~10x faster than the pure-Python one.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            return yaml.load(content.decode("utf-8"), Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
+        except yaml.YAMLError as exc:
+            raise SourceConfigError(_yaml_error_message(file, exc)) from exc
+
+    # Every DAG parse reads this file: the cache makes that cost one source's, not every source's.
+    return read_document(file.read_bytes(), parse, only=only)
 
 
 def _yaml_error_message(file: pathlib.Path, exc: yaml.YAMLError) -> str:

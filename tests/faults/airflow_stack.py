@@ -113,20 +113,36 @@ class AirflowStack:
             argv, env=env, log_path=self.logs_dir / f"{name}.log", cwd=self.base_dir
         ).start()
 
-    def kill(self, name: str) -> None:
-        """SIGKILL the component and everything it forked (executor workers, task processes): a pod dies."""
+    def descendants(self, name: str) -> set[int]:
+        """Pids of every live process the component started, in its process group or not."""
+        import psutil
+
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return {p.pid for p in psutil.Process(self.components[name].pid or 0).children(recursive=True)}
+        return set()
+
+    def kill(self, name: str) -> set[int]:
+        """SIGKILL the component and every process it started, as when its pod dies: executor workers and
+        task processes too, although the task supervisor puts each task process in a process group of its
+        own. Everything is stopped first, so nothing forks in between. Returns the pids killed."""
+        import psutil
+
         group = self.components[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group.pid or 0, signal.SIGSTOP)
+        pids = self.descendants(name)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        pids |= self.descendants(name)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group.pid or 0, signal.SIGKILL)
         group.stop(grace_seconds=5)
-
-    def kill_leader(self, name: str) -> ProcessGroup:
-        """SIGKILL the component's own process only; what it forked lives on, as task pods outlive a
-        scheduler pod under the KubernetesExecutor. Returns the old group: stop it once its work is done."""
-        group = self.components[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(group.pid or 0, signal.SIGKILL)
-        return group
+        psutil.wait_procs([p for p in map(_process, pids) if p is not None], timeout=10)
+        return pids
 
     def restart(self, name: str) -> None:
         """Stop the component gracefully (SIGTERM, as a rolling restart does) and start it again."""
@@ -326,3 +342,11 @@ class AirflowStack:
         )
         env.update(self._extra_env)
         return env
+
+
+def _process(pid: int) -> Any:
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return psutil.Process(pid)
+    return None

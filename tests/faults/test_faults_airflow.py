@@ -10,6 +10,7 @@ each test leaves every component running again.
 from __future__ import annotations
 
 import collections
+import itertools
 import subprocess
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airbricks.local.processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
@@ -284,6 +287,71 @@ def _in_flight(stack: Any, label: str, runs: int, seconds: float, running: int) 
     run_ids = [stack.trigger(PROBE, run_id, conf={"seconds": seconds}) for run_id in _run_ids(label, runs)]
     stack.wait_task_state(PROBE, "running", running, run_ids=run_ids, timeout=120)
     return run_ids
+
+
+def _overlapping_tries(lines: list[dict[str, Any]], cut_off_at: float) -> int:
+    """Tasks of which a try started before the previous try had ended (by finishing, or at ``cut_off_at``
+    for a try that never finished: its process was killed then)."""
+    tries: dict[tuple[str, str], dict[int, list[float]]] = collections.defaultdict(dict)
+    for x in lines:
+        span = tries[(x["run_id"], x["task_id"])].setdefault(x["try"], [x["at"], cut_off_at])
+        span[0 if x["event"] == "start" else 1] = x["at"]
+    overlapping = 0
+    for spans in tries.values():
+        ordered = [spans[n] for n in sorted(spans)]
+        overlapping += any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered))
+    return overlapping
+
+
+def test_one_of_two_schedulers_sigkilled_while_runs_are_queued_and_running(
+    airflow_stack: Any, record_fault: Callable[..., Any]
+) -> None:
+    stack = airflow_stack
+    # 8 runs x 3 tasks = 24 tasks against 2 x 8 executor slots: some run, some wait queued or scheduled.
+    runs = _in_flight(stack, "schedkill", runs=8, seconds=10, running=6)
+
+    def executing_on_scheduler_1() -> bool:
+        pids = stack.descendants("scheduler-1")
+        return any(x["event"] == "start" and x["pid"] in pids for x in stack.ledger_lines())
+
+    wait_until(
+        executing_on_scheduler_1, timeout=120, interval=0.5, what="scheduler-1's tasks to be executing"
+    )
+    at_kill = stack.task_states(PROBE, runs)
+    # The scheduler's pod dies: the scheduler, its LocalExecutor workers and their task processes are all
+    # SIGKILLed, so the tries it was running never finish. The survivor finds them orphaned (their
+    # scheduler's heartbeat stops) and runs each again as a new try; it runs the queued ones too.
+    killed = stack.kill("scheduler-1")
+    cut_off_at = time.time()
+    states, ex = _settle(stack, runs, timeout=420)
+    survivor_alive = stack.alive("scheduler-2")
+    stack.start_component("scheduler-1")
+    lines = [x for x in stack.ledger_lines() if x["run_id"] in set(runs)]
+    finished = {(x["run_id"], x["task_id"], x["try"]) for x in lines if x["event"] == "done"}
+    cut_off = [
+        x for x in lines if x["event"] == "start" and (x["run_id"], x["task_id"], x["try"]) not in finished
+    ]
+    cut_off_by_kill = sum(1 for x in cut_off if x["pid"] in killed)
+    overlapping = _overlapping_tries(lines, cut_off_at)
+    handled = (
+        _clean(states, ex, runs)
+        and survivor_alive
+        and cut_off_by_kill == len(cut_off) > 0
+        and overlapping == 0
+    )
+    _record_probe(
+        record_fault,
+        stack,
+        "airflow: 1 of 2 schedulers SIGKILLed mid-run (with its executor workers and task processes)",
+        "the other scheduler carries on; the dead one's tries never finish and each is re-run once as a "
+        "new try (LocalExecutor cannot adopt them; the KubernetesExecutor adopts the pods and reruns "
+        "nothing); every task finishes exactly once, no two tries of a task overlap",
+        f"at the kill {dict(at_kill)}; {len(killed)} processes killed, {cut_off_by_kill} of the "
+        f"{len(cut_off)} unfinished tries were theirs; after: {_outcome(states, ex)}; tasks with overlapping "
+        f"tries {overlapping}; scheduler-2 alive={survivor_alive}",
+        ex,
+        handled,
+    )
 
 
 @pytest.mark.parametrize(

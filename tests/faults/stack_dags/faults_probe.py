@@ -1,7 +1,7 @@
 """The probe DAG of the process-level faults: each task records its start and finish in the ledger file.
 
 ``params.seconds`` is how long each of its three parallel tasks works (heartbeating meanwhile). A task
-appends ``{"event": "start"|"done", "run_id", "task_id", "try", "pid"}`` lines to
+appends ``{"event": "start"|"done", "run_id", "task_id", "try", "pid", "at"}`` lines to
 ``$AIRBRICKS_FAULTS_LEDGER`` (O_APPEND: whole lines, never interleaved).
 """
 
@@ -17,6 +17,7 @@ TASKS = 3
 def _record(event: str, context: dict) -> None:
     import json
     import os
+    import time
 
     ti = context["ti"]
     line = {
@@ -25,6 +26,7 @@ def _record(event: str, context: dict) -> None:
         "task_id": ti.task_id,
         "try": ti.try_number,
         "pid": os.getpid(),
+        "at": time.time(),
     }
     with open(os.environ["AIRBRICKS_FAULTS_LEDGER"], "a", encoding="utf-8") as ledger:
         ledger.write(json.dumps(line) + "\n")
