@@ -56,18 +56,24 @@ class S3Server(BackgroundServer):
         """:attr:`url` under the name boto3 and the aws connection give it (``endpoint_url``)."""
         return self.url
 
-    def client(self) -> Any:
-        """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
+    def _boto3_client(self, service: str, **options: Any) -> Any:
         import boto3
-        from botocore.config import Config
 
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url,
             region_name=LOCAL_REGION,
             aws_access_key_id=LOCAL_ACCESS_KEY_ID,
             aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            **options,
+        )
+
+    def client(self) -> Any:
+        """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
+        from botocore.config import Config
+
+        return self._boto3_client(
+            "s3", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
         )
 
     def create_bucket(self, name: str) -> str:
@@ -79,15 +85,7 @@ class S3Server(BackgroundServer):
 
     def sqs_client(self) -> Any:
         """A boto3 SQS client bound to this server (moto serves every AWS service on the one port)."""
-        import boto3
-
-        return boto3.client(
-            "sqs",
-            endpoint_url=self.endpoint_url,
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
-            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
-        )
+        return self._boto3_client("sqs")
 
     def notify_manifests(self, bucket: str, queue_name: str = "airbricks-raw-manifests") -> str:
         """Send ``bucket``'s ``ObjectCreated`` notifications of ``raw/**/_manifest.json`` to a new SQS queue.
