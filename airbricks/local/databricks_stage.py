@@ -79,8 +79,10 @@ class DatabricksStage(Stage):
             token=secrets.token_urlsafe(24),
             bundle_dir=Path(ctx.repo_root) / "databricks",
             s3_endpoint_url=s3.endpoint_url,
-            # The job cluster's Spark Connect server starts (and warms up) while Airflow starts.
+            # The job cluster's Spark Connect server starts (and warms up) while Airflow starts. The demo runs
+            # that one cluster: a replacement spare's JVM would start beside its tasks, on the same 2 cores.
             spare_spark_drivers=1,
+            refill_spare_spark_drivers=False,
         ).start()
         ctx.services["databricks"] = self.server
         connection = {
