@@ -10,7 +10,10 @@ each test leaves every component running again.
 from __future__ import annotations
 
 import collections
+import datetime
 import itertools
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_stack import TERMINAL
+from faults_support import BUCKET, lost_and_duplicated, partition_prefix, published_records
 
 from airbricks.local.processes import wait_until
 
@@ -413,3 +418,84 @@ def test_api_server_restarted_while_tasks_report_to_it(
         ex,
         handled,
     )
+
+
+# ---- ingestion through the stack: a task process killed mid-upload ---------------------------------------
+INGEST = "ingest_hackernews"
+HN_PATH = "/api/v1/search_by_date"
+
+
+def _ingest_partition(logical_date: datetime.datetime) -> str:
+    """The partition an ``ingest_hackernews`` run writes: the day before its logical date (@daily)."""
+    day = (logical_date - datetime.timedelta(days=1)).date().isoformat()
+    return partition_prefix("hackernews", "stories", day)
+
+
+def _synthetic_ids(pages: int, per_page: int) -> collections.Counter[str]:
+    """The record ids the replay server's synthetic route serves (``objectID`` 0, 1, ...)."""
+    return collections.Counter(str(n) for n in range(pages * per_page))
+
+
+def test_task_process_sigkilled_mid_upload(
+    airflow_stack: Any, s3_server: Any, replay_server: Any, record_fault: Callable[..., Any]
+) -> None:
+    from airbricks.ingestion.raw_zone import read_manifest
+
+    stack, s3 = airflow_stack, s3_server.client()
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    pages, per_page = 200, 20
+    replay_server.add_synthetic(HN_PATH, pages=pages, per_page=per_page, record_bytes=2000)
+    logical = datetime.datetime(2026, 3, 2, tzinfo=datetime.UTC)
+    prefix = _ingest_partition(logical)
+    run = stack.trigger(INGEST, _run_ids("midupload", 1)[0], logical_date=logical.isoformat())
+
+    def parts_written() -> int:
+        return int(s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0))
+
+    pid: list[int | None] = [None]
+
+    def uploading() -> bool:
+        pid[0] = stack.task_pid(INGEST, run)
+        return pid[0] is not None and parts_written() >= 5
+
+    try:
+        wait_until(uploading, timeout=300, interval=0.2, what=f"{INGEST} run {run} to have uploaded 5 pages")
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"{exc}: run {stack.run_states(INGEST, [run])}, tasks {dict(stack.task_states(INGEST, [run]))}, "
+            f"task pid {pid[0]}, {parts_written()} objects under {prefix}\n{stack.tails()}"
+        ) from exc
+    written = parts_written()
+    os.kill(pid[0] or 0, signal.SIGKILL)  # the task process itself: its supervisor sees it die, a retry runs
+    # A reader polls the partition from the kill until the run ends: it must see no manifest (the killed
+    # try's pages are not published) or the retry's complete one, never a manifest of part of the pages.
+    seen: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        manifest = read_manifest(s3, BUCKET, prefix)
+        seen["no manifest" if manifest is None else f"manifest of {len(manifest['parts'])} pages"] += 1
+        if stack.run_states(INGEST, [run]).get(run) in TERMINAL:
+            break
+        time.sleep(0.3)
+    state = stack.run_states(INGEST, [run]).get(run)
+    tries = stack.sql(
+        "SELECT try_number FROM task_instance WHERE dag_id = :d AND run_id = :r", d=INGEST, r=run
+    )
+    published, unlisted = published_records(s3, "hackernews", prefix)
+    lost, duplicated = lost_and_duplicated(_synthetic_ids(pages, per_page), published)
+    partial = sum(n for what, n in seen.items() if what not in ("no manifest", f"manifest of {pages} pages"))
+    handled = state == "success" and partial == 0 and not unlisted and (lost, duplicated) == (0, 0)
+    record_fault(
+        "airflow: task process SIGKILLed mid-upload",
+        "readers never see a partial partition (no manifest, or the complete one); the retry publishes "
+        "every record exactly once",
+        f"killed the task process with {written} of {pages} pages uploaded; reader polls after the kill: "
+        f"{dict(seen)}; run {state} on try {tries[0][0] if tries else '?'}; "
+        f"{sum((published or collections.Counter()).values())} of {pages * per_page} records published, "
+        f"{len(unlisted)} objects the manifest does not list",
+        handled,
+        records_lost=lost,
+        records_duplicated=duplicated,
+    )
+    assert handled, stack.tails()
