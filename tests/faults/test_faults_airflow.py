@@ -10,6 +10,7 @@ each test leaves every component running again.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import itertools
 import os
@@ -29,6 +30,7 @@ from airbricks.local.processes import wait_until
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 PROBE = "faults_probe"
+STACK_BUNDLE = Path(__file__).resolve().parent / "stack_bundle"
 TASKS_PER_RUN = 3
 
 
@@ -497,5 +499,73 @@ def test_task_process_sigkilled_mid_upload(
         handled,
         records_lost=lost,
         records_duplicated=duplicated,
+    )
+    assert handled, stack.tails()
+
+
+# ---- the triggerer ---------------------------------------------------------------------------------------
+DBX_WAIT = "faults_dbx_wait"
+DBX_WAIT_JOB = "airbricks_faults_wait"
+DEFERRED_WAITS = 50
+
+
+@pytest.fixture
+def databricks_bundle_dir() -> Path:
+    return STACK_BUNDLE
+
+
+def _emulator_runs(databricks_emulator: Any) -> list[Any]:
+    """Every run of the wait job, as the emulator's REST API lists them (``jobs/runs/list``, paginated)."""
+    client = databricks_emulator.client()
+    return list(client.jobs.list_runs(job_id=databricks_emulator.job_id(DBX_WAIT_JOB)))
+
+
+def _clusters_left(databricks_emulator: Any) -> int:
+    """Clusters not TERMINATED once the runs have ended (the emulator's REST API, ``clusters/list``)."""
+    with contextlib.suppress(TimeoutError):
+        databricks_emulator.wait_idle(timeout=60)
+    clusters = databricks_emulator.client().clusters.list()
+    return sum(1 for c in clusters if c.state is not None and c.state.value != "TERMINATED")
+
+
+@pytest.mark.timeout(1800)
+def test_triggerer_sigkilled_while_50_databricks_waits_are_deferred(
+    airflow_stack: Any, databricks_emulator: Any, record_fault: Callable[..., Any], tmp_path: Path
+) -> None:
+    stack = airflow_stack
+    release = tmp_path / "release"
+    conf = {"release_file": str(release)}
+    started = time.monotonic()
+    runs = [stack.trigger(DBX_WAIT, run_id, conf=conf) for run_id in _run_ids("trigkill", DEFERRED_WAITS)]
+    try:  # each task starts its Databricks run on a worker, then defers: its wait moves to the triggerer
+        stack.wait_task_state(DBX_WAIT, "deferred", DEFERRED_WAITS, run_ids=runs, timeout=900)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; task states {dict(stack.task_states(DBX_WAIT, runs))}") from exc
+    deferring = time.monotonic() - started
+    before = len(_emulator_runs(databricks_emulator))
+    stack.kill("triggerer")
+    stack.start_component("triggerer")  # a new pod: it takes the dead triggerer's triggers over
+    stack.wait_healthy(180, components=["triggerer"])
+    release.write_text("go")
+    states = stack.wait_runs(DBX_WAIT, runs, timeout=900)
+    job_runs = _emulator_runs(databricks_emulator)
+    results = collections.Counter(
+        str(r.state.result_state.value) if r.state and r.state.result_state else "none" for r in job_runs
+    )
+    leaked = _clusters_left(databricks_emulator)
+    succeeded = sum(1 for s in states.values() if s == "success")
+    handled = before == len(job_runs) == DEFERRED_WAITS and succeeded == DEFERRED_WAITS and leaked == 0
+    record_fault(
+        f"airflow: triggerer SIGKILLed with {DEFERRED_WAITS} Databricks waits deferred",
+        "a new triggerer takes every trigger over; every task resumes and succeeds; one Databricks run per "
+        "task on the emulator, none started again",
+        f"{DEFERRED_WAITS} deferred at the kill ({deferring:.0f} s after triggering); Airflow runs "
+        f"{dict(collections.Counter(states.values()))}; "
+        f"emulator runs (REST runs/list) {before} before the kill, {len(job_runs)} after, results "
+        f"{dict(results)}; {leaked} clusters not terminated",
+        handled,
+        records_lost=DEFERRED_WAITS - succeeded,
+        records_duplicated=max(0, len(job_runs) - DEFERRED_WAITS),
+        clusters_leaked=leaked,
     )
     assert handled, stack.tails()
