@@ -10,7 +10,11 @@ each test leaves every component running again.
 from __future__ import annotations
 
 import collections
+import contextlib
+import datetime
 import itertools
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_stack import TERMINAL
+from faults_support import BUCKET, lost_and_duplicated, partition_prefix, published_records
 
 from airbricks.local.processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 PROBE = "faults_probe"
+STACK_BUNDLE = Path(__file__).resolve().parent / "stack_bundle"
 TASKS_PER_RUN = 3
 
 
@@ -413,3 +420,152 @@ def test_api_server_restarted_while_tasks_report_to_it(
         ex,
         handled,
     )
+
+
+# ---- ingestion through the stack: a task process killed mid-upload ---------------------------------------
+INGEST = "ingest_hackernews"
+HN_PATH = "/api/v1/search_by_date"
+
+
+def _ingest_partition(logical_date: datetime.datetime) -> str:
+    """The partition an ``ingest_hackernews`` run writes: the day before its logical date (@daily)."""
+    day = (logical_date - datetime.timedelta(days=1)).date().isoformat()
+    return partition_prefix("hackernews", "stories", day)
+
+
+def _synthetic_ids(pages: int, per_page: int) -> collections.Counter[str]:
+    """The record ids the replay server's synthetic route serves (``objectID`` 0, 1, ...)."""
+    return collections.Counter(str(n) for n in range(pages * per_page))
+
+
+def test_task_process_sigkilled_mid_upload(
+    airflow_stack: Any, s3_server: Any, replay_server: Any, record_fault: Callable[..., Any]
+) -> None:
+    from airbricks.ingestion.raw_zone import read_manifest
+
+    stack, s3 = airflow_stack, s3_server.client()
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    pages, per_page = 200, 20
+    replay_server.add_synthetic(HN_PATH, pages=pages, per_page=per_page, record_bytes=2000)
+    logical = datetime.datetime(2026, 3, 2, tzinfo=datetime.UTC)
+    prefix = _ingest_partition(logical)
+    run = stack.trigger(INGEST, _run_ids("midupload", 1)[0], logical_date=logical.isoformat())
+
+    def parts_written() -> int:
+        return int(s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0))
+
+    pid: list[int | None] = [None]
+
+    def uploading() -> bool:
+        pid[0] = stack.task_pid(INGEST, run)
+        return pid[0] is not None and parts_written() >= 5
+
+    try:
+        wait_until(uploading, timeout=300, interval=0.2, what=f"{INGEST} run {run} to have uploaded 5 pages")
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"{exc}: run {stack.run_states(INGEST, [run])}, tasks {dict(stack.task_states(INGEST, [run]))}, "
+            f"task pid {pid[0]}, {parts_written()} objects under {prefix}\n{stack.tails()}"
+        ) from exc
+    written = parts_written()
+    os.kill(pid[0] or 0, signal.SIGKILL)  # the task process itself: its supervisor sees it die, a retry runs
+    # A reader polls the partition from the kill until the run ends: it must see no manifest (the killed
+    # try's pages are not published) or the retry's complete one, never a manifest of part of the pages.
+    seen: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        manifest = read_manifest(s3, BUCKET, prefix)
+        seen["no manifest" if manifest is None else f"manifest of {len(manifest['parts'])} pages"] += 1
+        if stack.run_states(INGEST, [run]).get(run) in TERMINAL:
+            break
+        time.sleep(0.3)
+    state = stack.run_states(INGEST, [run]).get(run)
+    tries = stack.sql(
+        "SELECT try_number FROM task_instance WHERE dag_id = :d AND run_id = :r", d=INGEST, r=run
+    )
+    published, unlisted = published_records(s3, "hackernews", prefix)
+    lost, duplicated = lost_and_duplicated(_synthetic_ids(pages, per_page), published)
+    partial = sum(n for what, n in seen.items() if what not in ("no manifest", f"manifest of {pages} pages"))
+    handled = state == "success" and partial == 0 and not unlisted and (lost, duplicated) == (0, 0)
+    record_fault(
+        "airflow: task process SIGKILLed mid-upload",
+        "readers never see a partial partition (no manifest, or the complete one); the retry publishes "
+        "every record exactly once",
+        f"killed the task process with {written} of {pages} pages uploaded; reader polls after the kill: "
+        f"{dict(seen)}; run {state} on try {tries[0][0] if tries else '?'}; "
+        f"{sum((published or collections.Counter()).values())} of {pages * per_page} records published, "
+        f"{len(unlisted)} objects the manifest does not list",
+        handled,
+        records_lost=lost,
+        records_duplicated=duplicated,
+    )
+    assert handled, stack.tails()
+
+
+# ---- the triggerer ---------------------------------------------------------------------------------------
+DBX_WAIT = "faults_dbx_wait"
+DBX_WAIT_JOB = "airbricks_faults_wait"
+DEFERRED_WAITS = 50
+
+
+@pytest.fixture
+def databricks_bundle_dir() -> Path:
+    return STACK_BUNDLE
+
+
+def _emulator_runs(databricks_emulator: Any) -> list[Any]:
+    """Every run of the wait job, as the emulator's REST API lists them (``jobs/runs/list``, paginated)."""
+    client = databricks_emulator.client()
+    return list(client.jobs.list_runs(job_id=databricks_emulator.job_id(DBX_WAIT_JOB)))
+
+
+def _clusters_left(databricks_emulator: Any) -> int:
+    """Clusters not TERMINATED once the runs have ended (the emulator's REST API, ``clusters/list``)."""
+    with contextlib.suppress(TimeoutError):
+        databricks_emulator.wait_idle(timeout=60)
+    clusters = databricks_emulator.client().clusters.list()
+    return sum(1 for c in clusters if c.state is not None and c.state.value != "TERMINATED")
+
+
+@pytest.mark.timeout(1800)
+def test_triggerer_sigkilled_while_50_databricks_waits_are_deferred(
+    airflow_stack: Any, databricks_emulator: Any, record_fault: Callable[..., Any], tmp_path: Path
+) -> None:
+    stack = airflow_stack
+    release = tmp_path / "release"
+    conf = {"release_file": str(release)}
+    started = time.monotonic()
+    runs = [stack.trigger(DBX_WAIT, run_id, conf=conf) for run_id in _run_ids("trigkill", DEFERRED_WAITS)]
+    try:  # each task starts its Databricks run on a worker, then defers: its wait moves to the triggerer
+        stack.wait_task_state(DBX_WAIT, "deferred", DEFERRED_WAITS, run_ids=runs, timeout=900)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; task states {dict(stack.task_states(DBX_WAIT, runs))}") from exc
+    deferring = time.monotonic() - started
+    before = len(_emulator_runs(databricks_emulator))
+    stack.kill("triggerer")
+    stack.start_component("triggerer")  # a new pod: it takes the dead triggerer's triggers over
+    stack.wait_healthy(180, components=["triggerer"])
+    release.write_text("go")
+    states = stack.wait_runs(DBX_WAIT, runs, timeout=900)
+    job_runs = _emulator_runs(databricks_emulator)
+    results = collections.Counter(
+        str(r.state.result_state.value) if r.state and r.state.result_state else "none" for r in job_runs
+    )
+    leaked = _clusters_left(databricks_emulator)
+    succeeded = sum(1 for s in states.values() if s == "success")
+    handled = before == len(job_runs) == DEFERRED_WAITS and succeeded == DEFERRED_WAITS and leaked == 0
+    record_fault(
+        f"airflow: triggerer SIGKILLed with {DEFERRED_WAITS} Databricks waits deferred",
+        "a new triggerer takes every trigger over; every task resumes and succeeds; one Databricks run per "
+        "task on the emulator, none started again",
+        f"{DEFERRED_WAITS} deferred at the kill ({deferring:.0f} s after triggering); Airflow runs "
+        f"{dict(collections.Counter(states.values()))}; "
+        f"emulator runs (REST runs/list) {before} before the kill, {len(job_runs)} after, results "
+        f"{dict(results)}; {leaked} clusters not terminated",
+        handled,
+        records_lost=DEFERRED_WAITS - succeeded,
+        records_duplicated=max(0, len(job_runs) - DEFERRED_WAITS),
+        clusters_leaked=leaked,
+    )
+    assert handled, stack.tails()
