@@ -63,3 +63,69 @@ def test_a_message_that_is_no_s3_notification_is_refused_by_id() -> None:
         manifest_notices([{"message_batch": [{"MessageId": "m-1", "Body": '{"hello": 1}'}]}])
     with pytest.raises(ValueError, match="not an SQS message batch"):
         manifest_notices([{"status": "success"}])
+
+
+WATCHER_DAGS = """
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import DAG, Asset, AssetWatcher, PartitionedAssetTimetable, task
+trigger = MessageQueueTrigger(scheme="sqs", sqs_queue="http://127.0.0.1:9/123456789012/repro")
+watched = Asset(name="repro_watched", watchers=[AssetWatcher(name="repro_queue", trigger=trigger)])
+with DAG("repro_watcher_partitioned", schedule=PartitionedAssetTimetable(assets=watched), catchup=False):
+    @task
+    def consume():
+        pass
+    consume()
+with DAG("repro_watcher_plain", schedule=[watched], catchup=False):
+    @task
+    def consume_plain():
+        pass
+    consume_plain()
+"""
+
+
+def test_airflow_3_3_2_registers_a_watcher_event_without_partition_key(airflow_db, tmp_path) -> None:
+    """Minimal reproduction (docs/PARTITIONS.md, watcher API): the triggerer's ``Trigger.submit_event``
+    turns a watcher's TriggerEvent into an asset event with no partition key, so only a plain
+    ``schedule=[asset]`` consumer is queued and a PartitionedAssetTimetable consumer never runs: hence
+    raw_manifest_watcher, which emits the keyed event itself."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel, AssetPartitionDagRun
+    from airflow.models.dag import DagModel
+    from airflow.models.trigger import Trigger
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    (tmp_path / "repro_watcher.py").write_text(WATCHER_DAGS)
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.import_errors == {}
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
+    with create_session() as session:  # Airflow creates a watcher's trigger only for unpaused consumers
+        session.execute(
+            update(DagModel).where(DagModel.dag_id.like("repro_watcher_%")).values(is_paused=False)
+        )
+    sync_bag_to_db(bag, bundle_name="dags-folder", bundle_version=None)
+    with create_session() as session:
+        asset = session.scalars(select(AssetModel).where(AssetModel.name == "repro_watched")).one()
+        (trigger_id,) = [trigger.id for trigger in asset.triggers]  # the watcher's trigger row
+    payload = {"status": "success", "message_batch": [{"MessageId": "m-1", "Body": "{}"}]}
+    with create_session() as session:
+        Trigger.submit_event(trigger_id, TriggerEvent(payload), session=session)
+    with create_session() as session:
+        events = session.execute(
+            select(AssetEvent.partition_key, AssetEvent.extra).where(AssetEvent.asset_id == asset.id)
+        ).all()
+        partitioned = session.scalars(
+            select(AssetPartitionDagRun.target_dag_id).where(
+                AssetPartitionDagRun.target_dag_id.like("repro_watcher_%")
+            )
+        ).all()
+        plain = session.scalars(
+            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+        ).all()
+    assert events == [(None, {"from_trigger": True, "payload": payload})]
+    assert partitioned == []
+    assert plain == ["repro_watcher_plain"]
