@@ -103,6 +103,12 @@ class _Call(NamedTuple):
         )
 
 
+#: Idle seconds a trigger's session keeps its connection: above any polling period of the airbricks
+#: triggers, below the idle timeout of the workspace's front end (the emulator's is 75 s, as nginx's default),
+#: so that the client, not the server, closes an idle connection and a poll never races a server-side close.
+ASYNC_KEEPALIVE_SECONDS = 60.0
+
+
 class AirbricksDatabricksHook(DatabricksHook):
     """Databricks hook whose retries honour ``Retry-After`` and that can make any REST call.
 
@@ -131,6 +137,19 @@ class AirbricksDatabricksHook(DatabricksHook):
             self.retry_args["wait"] = wait_retry_after(retry_args["wait"], max_wait=max_retry_after)
         else:
             self.retry_args["wait"] = default_wait(retry_delay, retry_limit, max_retry_after)
+
+    async def __aenter__(self) -> AirbricksDatabricksHook:
+        """The session a trigger polls through (``async with hook``), keeping its connection between polls.
+
+        aiohttp closes an idle connection after 15 s by default, which is the processing DAGs' polling
+        period: every poll of every deferred run would connect again and resolve the host in a thread.
+        """
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=ASYNC_KEEPALIVE_SECONDS)
+        )
+        return self
 
     # ---- the provider's call paths, with a clear auth error --------------------------------------------
 

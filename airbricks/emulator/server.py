@@ -18,6 +18,9 @@ from airbricks.emulator.jobs import JobsService
 from airbricks.emulator.spark_drivers import SparkDrivers
 from airbricks.emulator.storage import StorageMapper
 
+#: Seconds the emulator keeps an idle HTTP connection open (nginx's default keepalive_timeout).
+IDLE_CONNECTION_SECONDS = 75
+
 log = logging.getLogger(__name__)
 
 
@@ -197,6 +200,9 @@ class EmulatorServer:
             lifespan="off",
             loop="asyncio",
             http="h11",
+            # A client polling every 5-30 s keeps its connection, as in front of a workspace (uvicorn's own
+            # default, 5 s, closes it between two polls: each poll then connects again).
+            timeout_keep_alive=IDLE_CONNECTION_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

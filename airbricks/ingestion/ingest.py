@@ -89,6 +89,7 @@ def ingest_interval(
     query_params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] | None = None,
+    manifest_extra: Mapping[str, Any] | None = None,
 ) -> IngestResult:
     """Fetch every page of the interval, write each as it arrives, publish only if all pages are valid.
 
@@ -99,6 +100,7 @@ def ingest_interval(
     :param query_params: already-rendered query params; defaults to ``config.query_params`` verbatim.
     :param headers: already-rendered extra headers; defaults to ``config.headers``.
     :param sleep: wait function between HTTP attempts (tests).
+    :param manifest_extra: more fields of the manifest (the operator names itself as ``announced_by``).
     :raises: anything from the API, validation or S3; this run's writes are removed and a published
         partition is left untouched (see :class:`~airbricks.ingestion.raw_zone.RawZoneWriter`).
     """
@@ -116,7 +118,7 @@ def ingest_interval(
                 for page in walk:
                     writer.stage(page.number, page.body, page.records, page.url, sha256=page.sha256)
                     progress.page(page.number, page.records, len(page.body))
-        manifest = writer.publish()
+        manifest = writer.publish(dict(manifest_extra or {}))
     except BaseException:
         writer.abort()
         raise

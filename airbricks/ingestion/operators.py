@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airbricks.ingestion.assets import raw_asset
 from airbricks.ingestion.config import DatasetConfig, HttpPolicy
+from airbricks.ingestion.manifest_watcher import ANNOUNCED_BY_FIELD
 from airbricks.partitions import raw_bucket
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class HttpToS3RawOperator(BaseOperator):
             interval_start=start,
             interval_end=end,
             run_id=context["run_id"],
+            # This task emits the keyed asset event itself; raw_manifest_watcher leaves its manifest alone.
+            manifest_extra={ANNOUNCED_BY_FIELD: f"{self.dag_id}.{self.task_id}"},
         )
         summary = result.as_dict()
         event = context["outlet_events"][self.asset]

@@ -105,7 +105,13 @@ class DatabricksStage(Stage):
         uri_suffix = f"/raw/{demo_dataset(ctx).source}/{demo_dataset(ctx).dataset}"
         events = ctx.require_api().get("/assets/events", limit=100, order_by="-timestamp")
         for event in events.get("asset_events", []):
-            if str(event.get("uri", "")).endswith(uri_suffix) and (event.get("extra") or {}).get("partition"):
+            # Ingestion's event (the other-producer stage's partition has its own run, watched there).
+            ingested = str(event.get("source_dag_id") or "").startswith("ingest_")
+            if (
+                ingested
+                and str(event.get("uri", "")).endswith(uri_suffix)
+                and (event.get("extra") or {}).get("partition")
+            ):
                 return event
         return None
 
@@ -125,7 +131,12 @@ class DatabricksStage(Stage):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runs = api.get(f"/dags/{dag_id}/dagRuns", limit=10).get("dag_runs", [])
-            triggered = [run for run in runs if run.get("run_type") == "asset_triggered"]
+            triggered = [
+                run
+                for run in runs
+                if run.get("run_type") == "asset_triggered"
+                and run.get("partition_key") == event.get("partition_key")
+            ]
             if triggered:
                 self.run_id = triggered[0]["dag_run_id"]
                 self.partition_key = triggered[0].get("partition_key")

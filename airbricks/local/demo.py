@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from airbricks.ingestion.manifest_watcher import QUEUE_URL_ENV as MANIFEST_QUEUE_URL_ENV
 from airbricks.local.postgres import EXISTING_SERVER_ENV, PostgresServer, PostgresUnavailable, create_database
 from airbricks.local.processes import ProcessGroup, free_port, http_ok, wait_until
 from airbricks.local.s3 import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
@@ -66,7 +67,7 @@ ADMIN_USER = "admin"
 TERMINAL_STATES = {"success", "failed"}
 # Variables from the caller's shell that would leak into the demo's Airflow; it must be hermetic.
 _INHERITED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_")
-_INHERITED_NAMES = ("AIRFLOW_HOME", "AIRFLOW_CONFIG", "AIRBRICKS_RAW_BUCKET")
+_INHERITED_NAMES = ("AIRFLOW_HOME", "AIRFLOW_CONFIG", "AIRBRICKS_RAW_BUCKET", "AIRBRICKS_MANIFEST_QUEUE_URL")
 
 
 class DemoError(RuntimeError):
@@ -415,6 +416,11 @@ class LocalServicesStage(Stage):
         )
         ctx.env.update(airflow_conn_env(s3, replay))
         ctx.env["AIRBRICKS_RAW_BUCKET"] = ctx.bucket
+        # Manifest notifications to SQS, as in production: any producer's partition reaches the watcher.
+        queue_url = s3.notify_manifests(ctx.bucket)
+        ctx.services["manifest_queue"] = queue_url
+        ctx.env[MANIFEST_QUEUE_URL_ENV] = queue_url
+        say(f"S3 notifications of s3://{ctx.bucket}/raw/**/_manifest.json -> SQS {queue_url}")
 
     def verify(self, ctx: DemoContext) -> list[str]:
         replay = ctx.services.get("replay")
@@ -529,6 +535,8 @@ class IngestionStage(Stage):
                     f"{manifest.get('pages')} page(s), {manifest.get('bytes')} bytes"
                 )
         for event in self._asset_events(ctx):
+            if not str(event.get("source_dag_id") or "").startswith("ingest_"):
+                continue  # the watcher's and its router's events: the other-producer stage says them
             extra = event.get("extra") or {}
             lines.append(
                 f"asset event {event.get('uri')} from {event.get('source_dag_id')}: "
@@ -581,9 +589,19 @@ def _lineage_stage() -> Stage:
     return load_stage(LINEAGE_STAGE)
 
 
+#: The "another producer" stage: a partition written with plain boto3, processed through the watcher.
+PRODUCER_STAGE = "airbricks.local.producer_stage:OtherProducerStage"
+
+
+def _producer_stage() -> Stage:
+    return load_stage(PRODUCER_STAGE)
+
+
 #: The demo, in order. Append a factory (a class or a function returning a Stage) to extend it.
 STAGE_FACTORIES: list[Callable[[], Stage]] = [
     LocalServicesStage,
+    # Before ingestion: it only publishes in `run`, so its processing overlaps the main pipeline's.
+    _producer_stage,
     IngestionStage,
     _databricks_stage,
     _lineage_stage,

@@ -56,18 +56,24 @@ class S3Server(BackgroundServer):
         """:attr:`url` under the name boto3 and the aws connection give it (``endpoint_url``)."""
         return self.url
 
-    def client(self) -> Any:
-        """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
+    def _boto3_client(self, service: str, **options: Any) -> Any:
         import boto3
-        from botocore.config import Config
 
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url,
             region_name=LOCAL_REGION,
             aws_access_key_id=LOCAL_ACCESS_KEY_ID,
             aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            **options,
+        )
+
+    def client(self) -> Any:
+        """A boto3 S3 client bound to this server (placeholder credentials, path-style addressing)."""
+        from botocore.config import Config
+
+        return self._boto3_client(
+            "s3", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
         )
 
     def create_bucket(self, name: str) -> str:
@@ -76,6 +82,39 @@ class S3Server(BackgroundServer):
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
         return name
+
+    def sqs_client(self) -> Any:
+        """A boto3 SQS client bound to this server (moto serves every AWS service on the one port)."""
+        return self._boto3_client("sqs")
+
+    def notify_manifests(self, bucket: str, queue_name: str = "airbricks-raw-manifests") -> str:
+        """Send ``bucket``'s ``ObjectCreated`` notifications of ``raw/**/_manifest.json`` to a new SQS queue.
+
+        The same configuration as production's (docs/PARTITIONS.md): an S3 QueueConfiguration with a
+        prefix ``raw/`` and suffix ``_manifest.json`` filter; moto delivers to its own SQS. Returns the queue
+        URL (what ``AIRBRICKS_MANIFEST_QUEUE_URL`` names).
+        """
+        from airbricks.partitions import MANIFEST_NAME, RAW_ROOT
+
+        sqs = self.sqs_client()
+        queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        rules = [{"Name": "prefix", "Value": f"{RAW_ROOT}/"}, {"Name": "suffix", "Value": MANIFEST_NAME}]
+        self.client().put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": rules}},
+                    }
+                ]
+            },
+        )
+        return queue_url
 
     def reset(self) -> None:
         """Forget every bucket and object (moto's ``POST /moto-api/reset``)."""

@@ -196,3 +196,38 @@ def test_runs_get_accepts_a_task_run_id(hook, databricks_emulator):
     assert task_run["parent_run_id"] == run_id
     assert task_run["state"]["result_state"] == "FAILED"
     assert task_run["run_page_url"].endswith(f"/run/{boom['run_id']}")
+
+
+def test_a_trigger_session_keeps_its_connection_between_polls(databricks_emulator, monkeypatch):
+    """Polls 6 s apart (past uvicorn's default keep-alive of 5 s) reuse one connection: the emulator keeps
+    idle connections as a workspace's front end does, so a poll does not pay a connect."""
+    import aiohttp
+
+    from airbricks.databricks.hooks import AirbricksDatabricksHook
+
+    for name, value in databricks_emulator.airflow_conn_env().items():
+        monkeypatch.setenv(name, value)
+    hook = AirbricksDatabricksHook(retry_limit=3, retry_delay=0.1)
+    connections: list[str] = []
+
+    async def created(session, context, params):
+        connections.append("created")
+
+    async def reused(session, context, params):
+        connections.append("reused")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(created)
+    trace.on_connection_reuseconn.append(reused)
+    trace.freeze()
+
+    async def poll_twice() -> None:
+        async with hook:  # the session a trigger polls through
+            hook._session.trace_configs.append(trace)
+            for poll in range(2):
+                if poll:
+                    await asyncio.sleep(6)
+                assert "clusters" in await hook._a_do_api_call(("GET", "2.1/clusters/list"))
+
+    asyncio.run(poll_twice())
+    assert connections == ["created", "reused"]

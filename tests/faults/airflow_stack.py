@@ -196,7 +196,7 @@ class AirflowStack:
         """One call to the public REST API (v2); the simple auth manager lets everyone in as admin."""
         import requests
 
-        response = requests.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kwargs)
+        response = requests.request(method, f"{self.base_url}/api/v2{path}", timeout=90, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -224,11 +224,21 @@ class AirflowStack:
         self, dag_id: str, run_id: str, conf: Mapping[str, Any] | None = None, logical_date: str | None = None
     ) -> str:
         """Trigger a run through the REST API (``logical_date`` ISO, for DAGs that need a data interval)."""
-        self.api(
-            "POST",
-            f"/dags/{dag_id}/dagRuns",
-            json={"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}},
-        )
+        import requests
+
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
+        for attempt in range(1, 4):
+            try:
+                self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)
+                return run_id
+            except (requests.Timeout, requests.ConnectionError):  # a busy machine: the API server is slow
+                if attempt == 3:
+                    raise
+            except requests.HTTPError as exc:
+                # The run id is ours: a 409 after a timed-out attempt means that attempt created the run.
+                if attempt > 1 and exc.response is not None and exc.response.status_code == 409:
+                    return run_id
+                raise
         return run_id
 
     def task_pid(self, dag_id: str, run_id: str) -> int | None:

@@ -173,8 +173,9 @@ def airflow_stack(
     """Two schedulers, a triggerer, a DAG processor and two API servers on a PostgreSQL server of their own,
     shared by every process-level fault test (starting one costs about a minute). Its DAGs: the probe DAGs
     of ``stack_dags/`` and the real ``ingest_hackernews`` with ``sources.yaml``; its connections: the
-    session's Databricks emulator, S3 server and API replay server. Scheduled ingestion runs are bounded to
-    2026-01-01 (the tests trigger theirs with explicit logical dates)."""
+    session's Databricks emulator, S3 server and API replay server. Ingestion runs are bounded to the first
+    half of 2026: the scheduler makes one run for the last interval (no catchup), the tests trigger theirs
+    with explicit logical dates inside that window (outside it, a run gets no task instances)."""
     from airflow_stack import STACK_DAGS, AirflowStack
     from faults_support import DAGS_DIR
 
@@ -186,7 +187,7 @@ def airflow_stack(
     overrides = {
         **FAST_OVERRIDES,
         "start_date": "2026-01-01",
-        "end_date": "2026-01-01",
+        "end_date": "2026-06-30",  # tasks exist only for logical dates in [start_date, end_date]
         "max_active_runs": 64,
     }
     env = {

@@ -10,20 +10,28 @@ each test leaves every component running again.
 from __future__ import annotations
 
 import collections
+import contextlib
+import datetime
 import itertools
+import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_stack import TERMINAL
+from faults_support import BUCKET, lost_and_duplicated, partition_prefix, published_records
 
 from airbricks.local.processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 PROBE = "faults_probe"
+STACK_BUNDLE = Path(__file__).resolve().parent / "stack_bundle"
 TASKS_PER_RUN = 3
 
 
@@ -413,3 +421,254 @@ def test_api_server_restarted_while_tasks_report_to_it(
         ex,
         handled,
     )
+
+
+# ---- ingestion through the stack: a task process killed mid-upload ---------------------------------------
+INGEST = "ingest_hackernews"
+HN_PATH = "/api/v1/search_by_date"
+
+
+def _ingest_partition(logical_date: datetime.datetime) -> str:
+    """The partition an ``ingest_hackernews`` run writes: the day before its logical date (@daily)."""
+    day = (logical_date - datetime.timedelta(days=1)).date().isoformat()
+    return partition_prefix("hackernews", "stories", day)
+
+
+def _synthetic_ids(pages: int, per_page: int) -> collections.Counter[str]:
+    """The record ids the replay server's synthetic route serves (``objectID`` 0, 1, ...)."""
+    return collections.Counter(str(n) for n in range(pages * per_page))
+
+
+def test_task_process_sigkilled_mid_upload(
+    airflow_stack: Any, s3_server: Any, replay_server: Any, record_fault: Callable[..., Any]
+) -> None:
+    from airbricks.ingestion.raw_zone import read_manifest
+
+    stack, s3 = airflow_stack, s3_server.client()
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    pages, per_page = 200, 20
+    replay_server.add_synthetic(HN_PATH, pages=pages, per_page=per_page, record_bytes=2000)
+    logical = datetime.datetime(2026, 3, 2, tzinfo=datetime.UTC)
+    prefix = _ingest_partition(logical)
+    run = stack.trigger(INGEST, _run_ids("midupload", 1)[0], logical_date=logical.isoformat())
+
+    def parts_written() -> int:
+        return int(s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0))
+
+    pid: list[int | None] = [None]
+
+    def uploading() -> bool:
+        pid[0] = stack.task_pid(INGEST, run)
+        return pid[0] is not None and parts_written() >= 5
+
+    try:
+        wait_until(uploading, timeout=300, interval=0.2, what=f"{INGEST} run {run} to have uploaded 5 pages")
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"{exc}: run {stack.run_states(INGEST, [run])}, tasks {dict(stack.task_states(INGEST, [run]))}, "
+            f"task pid {pid[0]}, {parts_written()} objects under {prefix}\n{stack.tails()}"
+        ) from exc
+    written = parts_written()
+    os.kill(pid[0] or 0, signal.SIGKILL)  # the task process itself: its supervisor sees it die, a retry runs
+    # A reader polls the partition from the kill until the run ends: it must see no manifest (the killed
+    # try's pages are not published) or the retry's complete one, never a manifest of part of the pages.
+    seen: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        manifest = read_manifest(s3, BUCKET, prefix)
+        seen["no manifest" if manifest is None else f"manifest of {len(manifest['parts'])} pages"] += 1
+        if stack.run_states(INGEST, [run]).get(run) in TERMINAL:
+            break
+        time.sleep(0.3)
+    state = stack.run_states(INGEST, [run]).get(run)
+    tries = stack.sql(
+        "SELECT try_number FROM task_instance WHERE dag_id = :d AND run_id = :r", d=INGEST, r=run
+    )
+    published, unlisted = published_records(s3, "hackernews", prefix)
+    lost, duplicated = lost_and_duplicated(_synthetic_ids(pages, per_page), published)
+    partial = sum(n for what, n in seen.items() if what not in ("no manifest", f"manifest of {pages} pages"))
+    handled = state == "success" and partial == 0 and not unlisted and (lost, duplicated) == (0, 0)
+    record_fault(
+        "airflow: task process SIGKILLed mid-upload",
+        "readers never see a partial partition (no manifest, or the complete one); the retry publishes "
+        "every record exactly once",
+        f"killed the task process with {written} of {pages} pages uploaded; reader polls after the kill: "
+        f"{dict(seen)}; run {state} on try {tries[0][0] if tries else '?'}; "
+        f"{sum((published or collections.Counter()).values())} of {pages * per_page} records published, "
+        f"{len(unlisted)} objects the manifest does not list",
+        handled,
+        records_lost=lost,
+        records_duplicated=duplicated,
+    )
+    assert handled, stack.tails()
+
+
+# ---- the triggerer ---------------------------------------------------------------------------------------
+DBX_WAIT = "faults_dbx_wait"
+DBX_WAIT_JOB = "airbricks_faults_wait"
+DEFERRED_WAITS = 50
+
+
+@pytest.fixture
+def databricks_bundle_dir() -> Path:
+    return STACK_BUNDLE
+
+
+def _emulator_runs(databricks_emulator: Any) -> list[Any]:
+    """Every run of the wait job, as the emulator's REST API lists them (``jobs/runs/list``, paginated)."""
+    client = databricks_emulator.client()
+    return list(client.jobs.list_runs(job_id=databricks_emulator.job_id(DBX_WAIT_JOB)))
+
+
+def _clusters_left(databricks_emulator: Any) -> int:
+    """Clusters not TERMINATED once the runs have ended (the emulator's REST API, ``clusters/list``)."""
+    with contextlib.suppress(TimeoutError):
+        databricks_emulator.wait_idle(timeout=60)
+    clusters = databricks_emulator.client().clusters.list()
+    return sum(1 for c in clusters if c.state is not None and c.state.value != "TERMINATED")
+
+
+@pytest.mark.timeout(1800)
+def test_triggerer_sigkilled_while_50_databricks_waits_are_deferred(
+    airflow_stack: Any, databricks_emulator: Any, record_fault: Callable[..., Any], tmp_path: Path
+) -> None:
+    stack = airflow_stack
+    release = tmp_path / "release"
+    conf = {"release_file": str(release)}
+    started = time.monotonic()
+    runs = [stack.trigger(DBX_WAIT, run_id, conf=conf) for run_id in _run_ids("trigkill", DEFERRED_WAITS)]
+    try:  # each task starts its Databricks run on a worker, then defers: its wait moves to the triggerer
+        stack.wait_task_state(DBX_WAIT, "deferred", DEFERRED_WAITS, run_ids=runs, timeout=900)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; task states {dict(stack.task_states(DBX_WAIT, runs))}") from exc
+    deferring = time.monotonic() - started
+    before = len(_emulator_runs(databricks_emulator))
+    stack.kill("triggerer")
+    stack.start_component("triggerer")  # a new pod: it takes the dead triggerer's triggers over
+    stack.wait_healthy(180, components=["triggerer"])
+    release.write_text("go")
+    states = stack.wait_runs(DBX_WAIT, runs, timeout=900)
+    job_runs = _emulator_runs(databricks_emulator)
+    results = collections.Counter(
+        str(r.state.result_state.value) if r.state and r.state.result_state else "none" for r in job_runs
+    )
+    leaked = _clusters_left(databricks_emulator)
+    succeeded = sum(1 for s in states.values() if s == "success")
+    handled = before == len(job_runs) == DEFERRED_WAITS and succeeded == DEFERRED_WAITS and leaked == 0
+    record_fault(
+        f"airflow: triggerer SIGKILLed with {DEFERRED_WAITS} Databricks waits deferred",
+        "a new triggerer takes every trigger over; every task resumes and succeeds; one Databricks run per "
+        "task on the emulator, none started again",
+        f"{DEFERRED_WAITS} deferred at the kill ({deferring:.0f} s after triggering); Airflow runs "
+        f"{dict(collections.Counter(states.values()))}; "
+        f"emulator runs (REST runs/list) {before} before the kill, {len(job_runs)} after, results "
+        f"{dict(results)}; {leaked} clusters not terminated",
+        handled,
+        records_lost=DEFERRED_WAITS - succeeded,
+        records_duplicated=max(0, len(job_runs) - DEFERRED_WAITS),
+        clusters_leaked=leaked,
+    )
+    assert handled, stack.tails()
+
+
+# ---- load: 50 ingestion runs and 50 Databricks runs in flight together -----------------------------------
+LOAD_RUNS = 50
+
+
+class _Sampler:
+    """Samples, every ``interval`` seconds until stopped, the peak of each of ``probes`` (name -> count)."""
+
+    def __init__(self, probes: dict[str, Callable[[], int]], interval: float = 1.0) -> None:
+        self.peaks = dict.fromkeys(probes, 0)
+        self._probes, self._interval = probes, interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            for name, probe in self._probes.items():
+                with contextlib.suppress(Exception):  # a failed sample is skipped, the next one counts
+                    self.peaks[name] = max(self.peaks[name], probe())
+            self._stopped.wait(self._interval)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.mark.timeout(2400)
+def test_load_50_ingestion_and_50_databricks_runs_in_flight(
+    airflow_stack: Any,
+    s3_server: Any,
+    replay_server: Any,
+    databricks_emulator: Any,
+    record_fault: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    stack, s3 = airflow_stack, s3_server.client()
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    pages, per_page = 3, 20
+    replay_server.add_synthetic(HN_PATH, pages=pages, per_page=per_page, record_bytes=200)
+    release = tmp_path / "release"
+    release.write_text("go")  # the Databricks runs end as soon as they start: the load is Airflow's
+    dates = [
+        datetime.datetime(2026, 4, 2, tzinfo=datetime.UTC) + datetime.timedelta(days=n)
+        for n in range(LOAD_RUNS)
+    ]
+    ingest_ids, dbx_ids = _run_ids("loadingest", LOAD_RUNS), _run_ids("loaddbx", LOAD_RUNS)
+
+    def in_flight() -> int:
+        rows = stack.sql(
+            "SELECT count(*) FROM dag_run WHERE run_id = ANY(:r) AND state NOT IN ('success', 'failed')",
+            r=[*ingest_ids, *dbx_ids],
+        )
+        return int(rows[0][0])
+
+    started = time.monotonic()
+    with _Sampler(
+        {"db connections": stack.postgres.connection_count, "runs in flight": in_flight}
+    ) as sampler:
+        for date, ingest_id, dbx_id in zip(dates, ingest_ids, dbx_ids, strict=True):
+            stack.trigger(INGEST, ingest_id, logical_date=date.isoformat())
+            stack.trigger(DBX_WAIT, dbx_id, conf={"release_file": str(release)})
+        ingest_states = stack.wait_runs(INGEST, ingest_ids, timeout=1500)
+        dbx_states = stack.wait_runs(DBX_WAIT, dbx_ids, timeout=600)
+    wall = time.monotonic() - started
+
+    lost = duplicated = unlisted = 0
+    for date in dates:
+        published, stray = published_records(s3, "hackernews", _ingest_partition(date))
+        run_lost, run_duplicated = lost_and_duplicated(_synthetic_ids(pages, per_page), published)
+        lost, duplicated, unlisted = lost + run_lost, duplicated + run_duplicated, unlisted + len(stray)
+    job_runs = _emulator_runs(databricks_emulator)
+    leaked = _clusters_left(databricks_emulator)
+    ok_ingest = sum(1 for s in ingest_states.values() if s == "success")
+    ok_dbx = sum(1 for s in dbx_states.values() if s == "success")
+    duplicated += max(0, len(job_runs) - LOAD_RUNS)
+    lost += max(0, LOAD_RUNS - len(job_runs))
+    handled = ok_ingest == ok_dbx == LOAD_RUNS and not unlisted and (lost, duplicated, leaked) == (0, 0, 0)
+    pending = {
+        dag: sorted(r for r, s in states.items() if s != "success")[:5]
+        for dag, states in ((INGEST, ingest_states), (DBX_WAIT, dbx_states))
+    }
+    record_fault(
+        f"load: {LOAD_RUNS} ingestion + {LOAD_RUNS} Databricks runs in flight together",
+        "every run succeeds; every partition holds exactly the source's records; one Databricks run each; "
+        "no cluster left",
+        f"ingestion {ok_ingest}/{LOAD_RUNS} and Databricks {ok_dbx}/{LOAD_RUNS} succeeded, "
+        f"{len(job_runs)} emulator runs; {LOAD_RUNS * pages * per_page} records expected in {LOAD_RUNS} "
+        f"partitions, {unlisted} objects no manifest lists; wall time {wall:.0f} s; peak runs in flight "
+        f"{sampler.peaks['runs in flight']}; peak DB connections {sampler.peaks['db connections']} "
+        f"(pg_stat_activity, 1 s samples)",
+        handled,
+        records_lost=lost,
+        records_duplicated=duplicated,
+        clusters_leaked=leaked,
+    )
+    assert handled, f"not succeeded (first 5 each): {pending}\n{stack.tails()}"

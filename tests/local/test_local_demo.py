@@ -84,6 +84,23 @@ def test_demo_runs_the_ingestion_dags_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"ingest_hackernews\.ingest_stories: .*429.*retrying", output)
     assert re.search(r"login: admin / \S+ \(generated for this run\)", output)
     assert "OK in" in output
+    # Event-driven processing from another producer: a partition written with plain boto3 reaches the
+    # watcher through S3 -> SQS and is processed for its own key, on the emulator; the same notification
+    # sent again starts no second run (the stage's verify fails the demo otherwise).
+    assert re.search(
+        r"other producer \(plain boto3\): s3://airbricks-raw/raw/hackernews/stories/dt=2026-11-18/ "
+        r"\(3 records\) -> S3 notification -> SQS -> raw_manifest_watcher -> partition key 2026-11-18",
+        output,
+    ), output
+    assert re.search(
+        r"databricks_hackernews_stories: success \(partition key 2026-11-18\), Databricks run \d+ SUCCESS "
+        r"\(partition_key=2026-11-18\)",
+        output,
+    ), output
+    duplicate = (
+        r"duplicate notification: .*already announced \(duplicate notification\), 1 run for 2026-11-18"
+    )
+    assert re.search(duplicate, output), output
     # The lineage stage read the OpenLineage file back as one chain (its verify fails the demo otherwise).
     chain = output[output.index("lineage: ") :]
     hops = [
