@@ -306,23 +306,50 @@ class BackfillRunner:
 
     def create(self) -> dict[str, Any]:
         body = self.request.body()
-        planned = self.api.call("POST", "/backfills/dry_run", json=body, ok=(200, 422))
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:  # creates nothing: safe to repeat after a 5xx (SQLite locked)
+                planned = self.api.call("POST", "/backfills/dry_run", json=body, ok=(200, 422))
+                break
+            except ApiError as exc:
+                if exc.status < 500 or attempt == CREATE_ATTEMPTS:
+                    raise
+                self.api_errors += 1
+                time.sleep(2.0 * attempt)
         if "backfills" not in planned:
             raise DemoError(f"Airflow refused the backfill of {self.request.dag_id}: {planned.get('detail')}")
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 created = self.api.call("POST", "/backfills", json=body, ok=(200, 409, 422))
-                break
             except ApiError as exc:
-                # 503: the metadata DB was locked (SQLite beside a busy scheduler); Airflow removed the
-                # partial backfill, so creating it again is safe.
-                if exc.status != 503 or attempt == CREATE_ATTEMPTS:
+                # 5xx: the metadata DB was locked (SQLite beside a busy scheduler; Airflow then removes the
+                # partial backfill, or failed on its audit-log row). Retry, unless it was created after all.
+                if exc.status < 500 or attempt == CREATE_ATTEMPTS:
                     raise
                 self.api_errors += 1
                 time.sleep(2.0 * attempt)
+                created = self._active_backfill(body) or {}
+                if not created:
+                    continue
+            if "id" not in created and (active := self._active_backfill(body)):
+                created = active  # 409: this very backfill is already running: follow it
+            break
         return created | {
             "planned": [_instant(b["logical_date"]) for b in planned["backfills"] if b.get("logical_date")]
         }
+
+    def _active_backfill(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The running backfill of the DAG over exactly this range and behaviour, if there is one."""
+        listed = self.api.get("/backfills", dag_id=body["dag_id"], limit=100).get("backfills", [])
+        for backfill in listed:
+            same = (
+                backfill.get("completed_at") is None
+                and _instant(backfill["from_date"]) == _instant(body["from_date"])
+                and _instant(backfill["to_date"]) == _instant(body["to_date"])
+                and backfill.get("reprocess_behavior") == body["reprocess_behavior"]
+            )
+            if same:
+                return backfill
+        return None
 
     def run(self) -> BackfillReport:
         started = time.monotonic()
