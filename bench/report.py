@@ -433,9 +433,12 @@ def _backfill(section: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Target: {section['target']}. Processing runs at most 4 at a time",
-        f"({section['processing_cap']}), so concurrency 8 only lets ingestion run ahead; on 2 cores each",
-        "Databricks run is a Spark job of the",
-        "emulator, and the cores, not Airflow, bound the curve.",
+        f"({section['processing_cap']}),",
+        "so concurrency 8 only lets ingestion run ahead; on 2 cores each Databricks run is a Spark job of",
+        "the emulator, and the cores, not Airflow, bound the curve. Every figure counts the REST answers",
+        "5xx that `make backfill` retried (SQLite locked beside a busy scheduler): "
+        + ", ".join(f"c={r['concurrency']}: {r.get('api_5xx_retried', 0)}" for r in section["rows"])
+        + ".",
         "",
     ]
     return lines
