@@ -196,7 +196,8 @@ def test_backfill_of_7_days_then_3_of_them_replaces_exactly_3(stack: Any) -> Non
     strict=False,  # intermittent: it depends on how the concurrent Databricks runs' output syncs interleave
     reason="KNOWN DEFECT (emulator, not Airflow): reprocessing a day can leave the previous run's parquet "
     "files beside the new ones in s3://airbricks-lake (seen: 10 objects instead of 8 for dt=2026-11-03), "
-    "so readers of that folder would see its rows twice; the raw zone is replaced exactly. Seen in 1 of 3 runs; "
+    "so readers of that folder would see its rows twice; the raw zone is replaced exactly. "
+    "Seen in 1 of 3 runs; "
     "remove the marker once the emulator's output sync is fixed (docs/PARTITIONS.md)",
 )
 def test_reprocessed_lake_partitions_hold_as_many_objects_as_before(stack: Any) -> None:
