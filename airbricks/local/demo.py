@@ -162,6 +162,10 @@ class AirflowApi:
         self._session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
         self._token: str | None = None
 
+    def clone(self) -> AirflowApi:
+        """A client of its own for another thread (a ``requests.Session`` is not thread-safe)."""
+        return AirflowApi(self.base_url, self._username, self._password)
+
     def login(self) -> None:
         response = self._session.post(
             f"{self.base_url}/auth/token",
