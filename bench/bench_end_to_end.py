@@ -159,6 +159,8 @@ def run(attempts: int = 2) -> dict[str, Any]:
 
 
 def _run_once() -> dict[str, Any]:
+    from airbricks.local.processes import free_port
+
     demo_dir = pathlib.Path(tempfile.mkdtemp(prefix="airbricks-bench-e2e-"))
     try:
         started = time.monotonic()
@@ -171,6 +173,9 @@ def _run_once() -> dict[str, Any]:
                 str(demo_dir),
                 "--repo-root",
                 str(REPO),
+                # not the demo's default 8080: another Airflow on this machine may take it meanwhile
+                "--port",
+                str(free_port()),
             ],
             capture_output=True,
             text=True,

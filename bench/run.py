@@ -5,10 +5,10 @@
     python -m bench.run --quick              # tiny sizes: checks the harness, figures are not meaningful
 
 Exit status 1 when a measured target is missed (2 when a benchmark itself failed to run). The CPU-bound
-parse and ingestion benchmarks run first, alone. To stay under 15 minutes on 2 cores, the waiting-cost
-benchmark (which mostly sleeps: the emulator's job sleeps D seconds) then runs alongside the Databricks-cost
-benchmark and the end-to-end demo (both mostly wait for Spark); their figures are upper bounds because of
-that.
+parse, ingestion and triggerer benchmarks run first, alone, then the end-to-end demo, alone (its target is
+the demo's own time on 2 cores). To stay under 15 minutes on 2 cores, the waiting-cost benchmark (which
+mostly sleeps: the emulator's job sleeps D seconds) then runs alongside the Databricks-cost benchmark; their
+figures are upper bounds because of that.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _benchmarks(quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
         }
     return {
         "parse": lambda: bench_parse.run(rounds=7, fresh_rounds=2),
-        "parse_scale": lambda: bench_parse_scale.run(counts=(10, 100, 300), rounds=3),
+        "parse_scale": lambda: bench_parse_scale.run(counts=(10, 100, 300), rounds=5),
         "ingest": lambda: bench_ingest_throughput.run(size_mb=64, repeats=3, memory_sizes_mb=(10, 1024)),
         "triggerer": lambda: bench_triggerer.run(counts=(1, 100, 1000), window_seconds=30),
         "waiting": lambda: bench_waiting.run(durations=(30, 120), sync_durations=(30,)),
@@ -125,13 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("parse", "parse_scale", "ingest", "triggerer"):
         if name in wanted:
             _timed(name, benchmarks[name], results)
-    if "waiting" in wanted:  # mostly sleeping: overlap it with the rest
-        background.append(in_background("waiting"))
-    # The cost benchmark and the end-to-end demo both wait on Spark runs of the emulator: run them together.
-    if "databricks_cost" in wanted:
-        background.append(in_background("databricks_cost"))
+    # The demo's "OK in" target is for the demo on its own on 2 cores: alone too (beside the cost benchmark's
+    # Spark runs it took 81 s instead of 56 s).
     if "end_to_end" in wanted:
         _timed("end_to_end", benchmarks["end_to_end"], results)
+    if "waiting" in wanted:  # mostly sleeping: overlap it with the rest
+        background.append(in_background("waiting"))
+    if "databricks_cost" in wanted:
+        background.append(in_background("databricks_cost"))
     for thread in background:
         thread.join()
 

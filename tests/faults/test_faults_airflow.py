@@ -16,6 +16,7 @@ import itertools
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -569,3 +570,105 @@ def test_triggerer_sigkilled_while_50_databricks_waits_are_deferred(
         clusters_leaked=leaked,
     )
     assert handled, stack.tails()
+
+
+# ---- load: 50 ingestion runs and 50 Databricks runs in flight together -----------------------------------
+LOAD_RUNS = 50
+
+
+class _Sampler:
+    """Samples, every ``interval`` seconds until stopped, the peak of each of ``probes`` (name -> count)."""
+
+    def __init__(self, probes: dict[str, Callable[[], int]], interval: float = 1.0) -> None:
+        self.peaks = dict.fromkeys(probes, 0)
+        self._probes, self._interval = probes, interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            for name, probe in self._probes.items():
+                with contextlib.suppress(Exception):  # a failed sample is skipped, the next one counts
+                    self.peaks[name] = max(self.peaks[name], probe())
+            self._stopped.wait(self._interval)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.mark.timeout(2400)
+def test_load_50_ingestion_and_50_databricks_runs_in_flight(
+    airflow_stack: Any,
+    s3_server: Any,
+    replay_server: Any,
+    databricks_emulator: Any,
+    record_fault: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    stack, s3 = airflow_stack, s3_server.client()
+    s3_server.reset()
+    s3_server.create_bucket(BUCKET)
+    pages, per_page = 3, 20
+    replay_server.add_synthetic(HN_PATH, pages=pages, per_page=per_page, record_bytes=200)
+    release = tmp_path / "release"
+    release.write_text("go")  # the Databricks runs end as soon as they start: the load is Airflow's
+    dates = [
+        datetime.datetime(2026, 4, 2, tzinfo=datetime.UTC) + datetime.timedelta(days=n)
+        for n in range(LOAD_RUNS)
+    ]
+    ingest_ids, dbx_ids = _run_ids("loadingest", LOAD_RUNS), _run_ids("loaddbx", LOAD_RUNS)
+
+    def in_flight() -> int:
+        rows = stack.sql(
+            "SELECT count(*) FROM dag_run WHERE run_id = ANY(:r) AND state NOT IN ('success', 'failed')",
+            r=[*ingest_ids, *dbx_ids],
+        )
+        return int(rows[0][0])
+
+    started = time.monotonic()
+    with _Sampler(
+        {"db connections": stack.postgres.connection_count, "runs in flight": in_flight}
+    ) as sampler:
+        for date, ingest_id, dbx_id in zip(dates, ingest_ids, dbx_ids, strict=True):
+            stack.trigger(INGEST, ingest_id, logical_date=date.isoformat())
+            stack.trigger(DBX_WAIT, dbx_id, conf={"release_file": str(release)})
+        ingest_states = stack.wait_runs(INGEST, ingest_ids, timeout=1500)
+        dbx_states = stack.wait_runs(DBX_WAIT, dbx_ids, timeout=600)
+    wall = time.monotonic() - started
+
+    lost = duplicated = unlisted = 0
+    for date in dates:
+        published, stray = published_records(s3, "hackernews", _ingest_partition(date))
+        run_lost, run_duplicated = lost_and_duplicated(_synthetic_ids(pages, per_page), published)
+        lost, duplicated, unlisted = lost + run_lost, duplicated + run_duplicated, unlisted + len(stray)
+    job_runs = _emulator_runs(databricks_emulator)
+    leaked = _clusters_left(databricks_emulator)
+    ok_ingest = sum(1 for s in ingest_states.values() if s == "success")
+    ok_dbx = sum(1 for s in dbx_states.values() if s == "success")
+    duplicated += max(0, len(job_runs) - LOAD_RUNS)
+    lost += max(0, LOAD_RUNS - len(job_runs))
+    handled = ok_ingest == ok_dbx == LOAD_RUNS and not unlisted and (lost, duplicated, leaked) == (0, 0, 0)
+    pending = {
+        dag: sorted(r for r, s in states.items() if s != "success")[:5]
+        for dag, states in ((INGEST, ingest_states), (DBX_WAIT, dbx_states))
+    }
+    record_fault(
+        f"load: {LOAD_RUNS} ingestion + {LOAD_RUNS} Databricks runs in flight together",
+        "every run succeeds; every partition holds exactly the source's records; one Databricks run each; "
+        "no cluster left",
+        f"ingestion {ok_ingest}/{LOAD_RUNS} and Databricks {ok_dbx}/{LOAD_RUNS} succeeded, "
+        f"{len(job_runs)} emulator runs; {LOAD_RUNS * pages * per_page} records expected in {LOAD_RUNS} "
+        f"partitions, {unlisted} objects no manifest lists; wall time {wall:.0f} s; peak runs in flight "
+        f"{sampler.peaks['runs in flight']}; peak DB connections {sampler.peaks['db connections']} "
+        f"(pg_stat_activity, 1 s samples)",
+        handled,
+        records_lost=lost,
+        records_duplicated=duplicated,
+        clusters_leaked=leaked,
+    )
+    assert handled, f"not succeeded (first 5 each): {pending}\n{stack.tails()}"
