@@ -26,7 +26,10 @@ Exactly once per manifest (SQS delivers at least once; S3 may notify twice):
   the newer manifest has a notification of its own;
 * a manifest naming ``announced_by`` was announced by its producer (our ingestion task emits the keyed
   event itself, :data:`ANNOUNCED_BY_FIELD`), so the router leaves it alone;
-* the DAG runs one run at a time (``max_active_runs=1``), and one run's duplicates are merged.
+* the DAG runs one run at a time (``max_active_runs=1``), and one run's duplicates are merged;
+* each run reads every watcher event after the last one read (a watermark in the notifications asset's
+  state store), not only its triggering events: Airflow 3.3.2 can leave an event consumed by no run (an
+  event arriving while the DAG's queue row is pending), so the DAG also runs every 5 minutes.
 
 Environment (read when the DAG file is parsed):
 
@@ -43,7 +46,7 @@ import os
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airbricks.partitions import MANIFEST_NAME, PartitionError, RawPartition, raw_bucket
@@ -57,6 +60,10 @@ DAG_ID = "raw_manifest_watcher"
 NOTIFICATIONS_ASSET = "raw_manifest_notifications"
 #: Manifest field naming the task that announces the partition itself (the router then leaves it alone).
 ANNOUNCED_BY_FIELD = "announced_by"
+#: When the DAG also runs without a new watcher event, to read events Airflow left to no run.
+SWEEP_CRON = "*/5 * * * *"
+WATERMARK_ID_KEY = "last_event_id"
+WATERMARK_TIME_KEY = "last_event_timestamp"
 #: Seconds SQS holds the receive call open (long polling: one request per 20 s while the queue is empty).
 LONG_POLL_SECONDS = 20
 
@@ -152,7 +159,7 @@ def _state_key(partition: RawPartition) -> str:
 def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
     """The DAG ``raw_manifest_watcher`` for the raw assets of ``config_path`` (``sources.yaml``)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk import DAG, Asset, AssetWatcher, task
+    from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, task
 
     from airbricks.ingestion.assets import raw_asset
     from airbricks.ingestion.config import load_sources
@@ -186,8 +193,11 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
             f"Announce raw partitions any producer publishes: S3 manifest notifications from "
             f"{queue_url or f'(no queue: set {QUEUE_URL_ENV})'} -> keyed events of the raw assets"
         ),
-        schedule=[notifications],
-        start_date=None,
+        # On each watcher event, and every SWEEP_CRON for events no run consumed (docs/PARTITIONS.md).
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(SWEEP_CRON, timezone="UTC"), assets=notifications
+        ),
+        start_date=datetime(2026, 11, 1, tzinfo=UTC),  # the sweep's cron needs one; catchup off: no backlog
         catchup=False,
         # One run at a time: the ETag check and the write of the asset state store must not interleave.
         max_active_runs=1,
@@ -200,12 +210,26 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
         doc_md=__doc__,
     ) as dag:
 
-        @task
+        @task(inlets=[notifications])
         def manifest_notices_of_run(**context: Any) -> list[dict[str, str]]:
-            """The distinct manifest notifications of this run's watcher events."""
-            events = (context.get("triggering_asset_events") or {}).get(notifications, [])
+            """The distinct manifest notifications of every watcher event not read by an earlier run.
+
+            Not just this run's triggering events: Airflow 3.3.2 can leave an event consumed by no run
+            (docs/PARTITIONS.md), so each run reads the asset's events after the last one read (kept in
+            the asset state store), and the DAG also runs every SWEEP_CRON to pick such events up.
+            """
+            state = context["asset_state_store"][notifications]
+            last_id = int(state.get(WATERMARK_ID_KEY) or 0)
+            accessor = context["inlet_events"][notifications]
+            if since := state.get(WATERMARK_TIME_KEY):
+                accessor = accessor.after(str(since))  # inclusive: the last event read is dropped by id
+            events = [event for event in accessor if event.id > last_id]
             notices = manifest_notices((event.extra or {}).get("payload") for event in events)
-            log.info("%d manifest notification(s) in %d watcher event(s)", len(notices), len(events))
+            log.info("%d manifest notification(s) in %d unread watcher event(s)", len(notices), len(events))
+            if events:
+                newest = max(events, key=lambda event: event.id)
+                state.set(WATERMARK_ID_KEY, newest.id)
+                state.set(WATERMARK_TIME_KEY, newest.timestamp.isoformat())
             return [asdict(notice) for notice in notices]
 
         @task(outlets=list(assets.values()))

@@ -79,10 +79,8 @@ class DatabricksStage(Stage):
             token=secrets.token_urlsafe(24),
             bundle_dir=Path(ctx.repo_root) / "databricks",
             s3_endpoint_url=s3.endpoint_url,
-            # The job cluster's Spark Connect server starts (and warms up) while Airflow starts. The demo runs
-            # that one cluster: a replacement spare's JVM would start beside its tasks, on the same 2 cores.
+            # The job cluster's Spark Connect server starts (and warms up) while Airflow starts.
             spare_spark_drivers=1,
-            refill_spare_spark_drivers=False,
         ).start()
         ctx.services["databricks"] = self.server
         connection = {

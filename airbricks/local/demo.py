@@ -184,6 +184,10 @@ class AirflowApi:
         self._token: str | None = token
         self._fixed_token = token is not None
 
+    def clone(self) -> AirflowApi:
+        """A client of its own for another thread (a ``requests.Session`` is not thread-safe)."""
+        return AirflowApi(self.base_url, self._username, self._password)
+
     def login(self) -> None:
         if self._fixed_token:
             raise DemoError(f"{self.base_url} refused the access token given (HTTP 401); it may have expired")

@@ -129,3 +129,28 @@ def test_airflow_3_3_2_registers_a_watcher_event_without_partition_key(airflow_d
     assert events == [(None, {"from_trigger": True, "payload": payload})]
     assert partitioned == []
     assert plain == ["repro_watcher_plain"]
+
+    # A second event while that queue row is pending (the scheduler has not created the run yet, e.g. the
+    # DAG is at max_active_runs) adds no row (ON CONFLICT DO NOTHING keeps the first event's created_at);
+    # the run then consumes the events up to that created_at and deletes the row: the second event is
+    # consumed by no run, and nothing is queued for it.
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.dagrun import DagRun
+
+    with create_session() as session:
+        Trigger.submit_event(trigger_id, TriggerEvent({**payload, "n": 2}), session=session)
+    with create_session() as session:
+        plain_dag = session.scalars(select(DagModel).where(DagModel.dag_id == "repro_watcher_plain")).one()
+        SchedulerJobRunner(job=Job())._create_dag_runs_asset_triggered(
+            dag_models=[plain_dag], session=session
+        )
+        session.commit()
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == "repro_watcher_plain")).all()
+        consumed = [[e.extra["payload"].get("n", 1) for e in run.consumed_asset_events] for run in runs]
+        queued = session.scalars(
+            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+        ).all()
+    assert consumed == [[1]]  # the second event: in no run
+    assert queued == []  # and no run will come for it until another event arrives
