@@ -67,7 +67,7 @@ class DatabricksStage(Stage):
         s3 = ctx.services.get("s3")
         if s3 is None:
             raise RuntimeError("the Databricks stage needs the local S3 server stage before it")
-        s3.create_bucket(LAKE_BUCKET)
+        s3.create_bucket(LAKE_BUCKET, empty=True)
         # The emulator mirrors s3:// job parameters with boto3 from this process: local placeholder keys.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)

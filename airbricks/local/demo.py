@@ -405,7 +405,7 @@ class LocalServicesStage(Stage):
 
         s3 = S3Server().start()
         ctx.services["s3"] = s3
-        s3.create_bucket(ctx.bucket)
+        s3.create_bucket(ctx.bucket, empty=True)  # a fresh demo, even in a test session
         say(f"S3 server (moto) on {s3.endpoint_url}, bucket s3://{ctx.bucket}")
         # The GitHub stand-in demands a bearer token, like the real API; generated per run, never printed.
         replay = ReplayServer(tokens={"github": secrets.token_urlsafe(24)}).start()

@@ -4,6 +4,10 @@ boto3, ``S3Hook`` and anything else that accepts an ``endpoint_url`` talk to it 
 AWS, so the code under test is the code that runs in production. The server runs in a background thread
 of the calling process (``moto.server.ThreadedMotoServer``); other processes (Airflow task processes in
 ``make demo``) reach it over the loopback interface.
+
+moto keeps ONE state per process: every ``S3Server`` started in a process serves the same buckets, objects
+and queues, whatever its port. A stage that owns a bucket or queue therefore starts it empty
+(``create_bucket(name, empty=True)``, ``notify_manifests``), or a test session's earlier data shows up in it.
 """
 
 from __future__ import annotations
@@ -76,11 +80,19 @@ class S3Server(BackgroundServer):
             "s3", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2})
         )
 
-    def create_bucket(self, name: str) -> str:
-        """Create ``name`` (no error if it already exists); returns the name."""
+    def create_bucket(self, name: str, *, empty: bool = False) -> str:
+        """Create ``name`` (no error if it already exists); returns the name.
+
+        :param empty: also delete every object already in it (moto's state is per process, see above).
+        """
         client = self.client()
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
+        if empty:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:  # a page holds at most 1000 keys, DeleteObjects' own limit
+                    client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
         return name
 
     def sqs_client(self) -> Any:
@@ -97,6 +109,10 @@ class S3Server(BackgroundServer):
         from airbricks.partitions import MANIFEST_NAME, RAW_ROOT
 
         sqs = self.sqs_client()
+        # A queue of that name may exist in this process already, holding an earlier stack's messages: a new
+        # one instead (PurgeQueue would do, but moto, like SQS, allows one purge per queue per 60 s).
+        with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
         queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

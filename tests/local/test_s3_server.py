@@ -38,6 +38,40 @@ def test_reset_forgets_buckets_and_objects(s3_server: S3Server) -> None:
     assert "local-s3-reset" not in names
 
 
+def test_servers_of_one_process_share_state_so_an_owner_starts_its_bucket_and_queue_empty(
+    s3_server: S3Server,
+) -> None:
+    """moto's state is per process: a second server shows the first one's objects and queued messages.
+
+    A stage that owns a bucket (``make demo``'s raw and lake buckets) creates it with ``empty=True`` and
+    ``notify_manifests`` purges its queue, so a stack started late in a test session sees no earlier data.
+    """
+    bucket = s3_server.create_bucket("local-s3-owned")
+    client = s3_server.client()
+    for n in range(3):
+        client.put_object(Bucket=bucket, Key=f"raw/x/dt=2026-11-{19 + n}/_manifest.json", Body=b"{}")
+    queue_url = s3_server.notify_manifests(bucket, queue_name="local-s3-owned-queue")
+    client.put_object(Bucket=bucket, Key="raw/x/dt=2026-11-22/_manifest.json", Body=b"{}")
+    with S3Server() as second:
+        assert second.list_keys(bucket, "raw/") == s3_server.list_keys(bucket, "raw/")  # shared
+        sqs = second.sqs_client()
+        waiting = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        assert int(waiting["Attributes"]["ApproximateNumberOfMessages"]) >= 1
+        assert second.create_bucket(bucket, empty=True) == bucket
+        assert second.list_keys(bucket) == []
+        queue_url = second.notify_manifests(bucket, queue_name="local-s3-owned-queue")
+        assert queue_url.startswith(second.endpoint_url)
+        assert queue_url.endswith("/local-s3-owned-queue")
+        # Only S3's own s3:TestEvent for the new configuration, none of the earlier manifests.
+        stale = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        assert not [m["Body"] for m in stale if "_manifest.json" in m["Body"]]
+        # Still notifying: a new manifest reaches the (purged) queue.
+        second.client().put_object(Bucket=bucket, Key="raw/x/dt=2026-11-23/_manifest.json", Body=b"{}")
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages = answer.get("Messages", [])
+        assert any("2026-11-23" in m["Body"] for m in messages)  # the key is URL-encoded (dt%3D)
+
+
 def test_start_stop_context_manager_frees_the_port() -> None:
     with S3Server() as server:
         url = server.endpoint_url

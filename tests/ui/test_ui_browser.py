@@ -24,12 +24,17 @@ PROCESSING_DAG = "databricks_hackernews_stories"
 ASSET_URI = "s3://airbricks-raw/raw/hackernews/stories"
 DATABRICKS_TASK = "run_medallion_job"  # mapped over the event's partitions: one here, map index 0
 DATABRICKS_LINK = "See Databricks Job Run"  # the provider's DatabricksJobRunLink
+DEMO_PARTITION = "2026-11-19"  # the demo interval's partition key, written by the ingestion DAG
 
 
-def _only_successful_run(api, dag_id: str) -> str:
+def _the_successful_run(api, dag_id: str, partition_key: str | None = None) -> str:
+    """The run id of ``dag_id``'s one run (of ``partition_key``, if given); every run of it succeeded."""
     runs = api.get(f"/dags/{dag_id}/dagRuns", limit=10)["dag_runs"]
-    assert [run["state"] for run in runs] == ["success"], f"{dag_id}: runs {runs}"
-    return runs[0]["dag_run_id"]
+    assert runs, f"{dag_id}: no run"
+    assert all(run["state"] == "success" for run in runs), f"{dag_id}: runs {runs}"
+    mine = [run for run in runs if partition_key is None or run["partition_key"] == partition_key]
+    assert len(mine) == 1, f"{dag_id}: runs of partition {partition_key}: {runs}"
+    return mine[0]["dag_run_id"]
 
 
 def _xcom(api, dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> object:
@@ -41,8 +46,9 @@ def test_the_demo_ui_shows_dags_assets_runs_logs_and_the_databricks_run(
     demo_airflow, browser_page, tmp_path: Path
 ) -> None:
     api = demo_airflow.api
-    ingest_run = _only_successful_run(api, INGEST_DAG)
-    processing_run = _only_successful_run(api, PROCESSING_DAG)
+    ingest_run = _the_successful_run(api, INGEST_DAG)
+    # The demo's other producer (plain boto3, the watcher DAG) has the processing DAG run 2026-11-18 too.
+    processing_run = _the_successful_run(api, PROCESSING_DAG, DEMO_PARTITION)
     asset_id = next(a["id"] for a in api.get("/assets")["assets"] if a["uri"] == ASSET_URI)
     databricks_run_id = _xcom(api, PROCESSING_DAG, processing_run, DATABRICKS_TASK, "run_id", 0)
 
