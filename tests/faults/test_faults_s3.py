@@ -29,16 +29,18 @@ GH_PREFIX = partition_prefix("github", "issues")
 
 
 def test_endpoint_down_during_part_upload_recovers_on_task_retry(ingest_env, record_fault, monkeypatch):
-    """S3 goes away (reset, then refused for 2 s) while page 2 is uploaded; the task retry republishes."""
+    """S3 goes away (reset, then refused for 5 s) while page 2 is uploaded; the task retry republishes."""
     s3, proxy, watch = ingest_env["s3"], ingest_env["proxy"], ingest_env["secrets"]
-    # The Airflow retry waits >= 3 s, longer than the outage, so try 2 meets a healthy endpoint.
-    slow_retry = {"retry_delay_seconds": 3, "max_retry_delay_seconds": 6}
+    # The outage outlasts boto3's own retries (standard mode, 3 attempts: at most 1 + 2 s of backoff), so
+    # try 1 fails; at 2 s, boto3's jittered third attempt could land after it (about 1 run in 4; seen in CI).
+    # The Airflow retry waits >= 8 s (retry_delay: the first retry's minimum): try 2 meets a healthy endpoint.
+    slow_retry = {"retry_delay_seconds": 8, "max_retry_delay_seconds": 16}
     overrides = {**FAST_OVERRIDES, "task": {**FAST_OVERRIDES["task"], **slow_retry}}
     monkeypatch.setenv("AIRBRICKS_INGEST_OVERRIDES", json.dumps(overrides))
     # First publication of the partition: pages go straight to their final keys (direct mode; a re-run of
     # a published partition would upload to raw/_staging/ instead, see docs/INGESTION.md).
     proxy.add_rule(
-        Rule("PUT", r"/raw/(_staging/)?hackernews/.*/part-00002\.json$", action="down", down_seconds=2)
+        Rule("PUT", r"/raw/(_staging/)?hackernews/.*/part-00002\.json$", action="down", down_seconds=5)
     )
     events_before = len(asset_events(f"s3://{BUCKET}/raw/hackernews/stories"))  # the DB lives per session
 
