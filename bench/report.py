@@ -275,10 +275,12 @@ E2E_FINDINGS = [
     "Airflow was up after 35 s with bytecode (load 7.5) and not healthy within 180 s without (load 9-17).",
     "Fix: `make venv` installs with `uv pip sync --compile-bytecode`. A fresh SQLite database is created",
     "from the ORM and stamped (0.6 s in the standalone log), not migrated step by step, so a pre-migrated",
-    "template database would save under a second: not done. The emulator's one spare Spark Connect server",
-    "starts (and warms up: ~10 s of CPU, 3 s to listen) at the emulator's start, beside Airflow's; a JVM",
-    "started lazily at a task's first Spark use would put that on the first task's path: not done. The",
-    "end-to-end section now runs alone (beside the cost benchmark the demo took 81 s, 56 s alone).",
+    "template database would save under a second: not done. The emulator's two spare Spark Connect",
+    "servers start (and warm up: ~10 s of CPU each, 3 s to listen) at the emulator's start, beside",
+    "Airflow's: the demo runs two job clusters at once (the ingested partition's and the other producer's),",
+    "and a taken spare is not refilled (a replacement's JVM would start beside the jobs' tasks, on the same",
+    "2 cores). A JVM started lazily at a task's first Spark use would put its start on the first task's",
+    "path: not done. The end-to-end section runs alone.",
     "",
 ]
 

@@ -39,6 +39,8 @@ class Workspace:
         task's own ``local[1]`` session).
     :param spare_spark_drivers: Spark Connect servers kept started ahead, so that a cluster reaching RUNNING
         finds its Spark up already (each costs a JVM: about 300 MB and seconds of CPU to start).
+    :param refill_spare_spark_drivers: start a new spare each time a cluster takes one (off: the spares
+        started ahead serve the first clusters, later ones start their own).
     :param warm_up_spark_drivers: run one small query on each spare first, so that the first task on it does
         not pay the JVM's first-query cost (class loading, JIT).
     :param retry_interval_cap: upper bound (seconds) of a task's ``min_retry_interval_millis``; None keeps
@@ -59,6 +61,7 @@ class Workspace:
         retry_interval_cap: float | None = None,
         spare_spark_drivers: int = 0,
         warm_up_spark_drivers: bool = True,
+        refill_spare_spark_drivers: bool = True,
     ):
         if not token:
             raise ValueError("the emulator needs a non-empty token")
@@ -74,6 +77,7 @@ class Workspace:
             driver_memory=spark_driver_memory,
             spares=spare_spark_drivers,
             warm_up=warm_up_spark_drivers,
+            refill_spares=refill_spare_spark_drivers,
         )
         self.clusters = ClusterManager(
             self.faults, start_seconds=cluster_start_seconds, drivers=self.spark_drivers

@@ -187,6 +187,8 @@ class SparkDrivers:
         or its JVM could not start): the cluster manager terminates the cluster then.
     :param spares: servers kept started ahead for the next clusters (0: each starts at its cluster's RUNNING).
     :param warm_up: run one small query on each spare before a cluster takes it (seconds of CPU ahead).
+    :param refill_spares: start a new spare when a cluster takes one. Off for a workspace that runs one
+        known cluster (the demo): the replacement's JVM start would only compete for CPU with that cluster.
     """
 
     def __init__(
@@ -196,9 +198,11 @@ class SparkDrivers:
         on_exit: Callable[[SparkDriver], None] | None = None,
         spares: int = 0,
         warm_up: bool = True,
+        refill_spares: bool = True,
     ):
         self.root = root
         self.warm_up = warm_up
+        self.refill_spares = refill_spares
         self.driver_memory = driver_memory
         self.on_exit = on_exit
         self.spares = spares
@@ -284,7 +288,7 @@ class SparkDrivers:
         with contextlib.suppress(OSError):
             link.unlink(missing_ok=True)
             link.symlink_to(driver.directory.name)
-        if self.spares:
+        if self.spares and self.refill_spares:
             self.prestart()
         return driver
 

@@ -79,8 +79,11 @@ class DatabricksStage(Stage):
             token=secrets.token_urlsafe(24),
             bundle_dir=Path(ctx.repo_root) / "databricks",
             s3_endpoint_url=s3.endpoint_url,
-            # The job cluster's Spark Connect server starts (and warms up) while Airflow starts.
-            spare_spark_drivers=1,
+            # The job clusters' Spark Connect servers start (and warm up) while Airflow starts: the demo runs
+            # two job clusters at once (the ingested partition's and the other producer's). No refill: a
+            # replacement spare's JVM would only start beside their tasks, on the same 2 cores.
+            spare_spark_drivers=2,
+            refill_spare_spark_drivers=False,
         ).start()
         ctx.services["databricks"] = self.server
         connection = {

@@ -64,6 +64,7 @@ class OtherProducerStage(Stage):
         return [WATCHER_DAG_ID, self._dag_id(ctx)]
 
     def run(self, ctx: DemoContext) -> None:  # type: ignore[override]
+        self._start_watching(ctx.require_api())
         s3 = ctx.services["s3"].client()
         body = PAGE.read_bytes()
         self.records = len(json.loads(body)["hits"])
@@ -98,6 +99,19 @@ class OtherProducerStage(Stage):
         say(
             f"other producer: wrote {self.partition.uri(ctx.bucket)} with plain boto3 (1 page, manifest last)"
         )
+
+    @staticmethod
+    def _start_watching(api: AirflowApi) -> None:
+        """Have the DAG processor parse the watcher DAG's file now that the DAG is unpaused.
+
+        Airflow 3.3.2 attaches an asset's watcher triggers only when a DAG file is parsed while a DAG
+        scheduled on the asset is unpaused (``_find_active_assets``, ``dag_processing/collection.py``):
+        unpausing alone starts no watcher until the next parse, up to ``[dag_processor]
+        min_file_process_interval`` (30 s) later. The SQS message waits in the queue meanwhile, so this only
+        saves time (docs/PARTITIONS.md, "Any producer").
+        """
+        token = api.get(f"/dags/{WATCHER_DAG_ID}/details")["file_token"]
+        api.call("PUT", f"/parseDagFile/{token}", ok=(201,))
 
     def _wait(self, ctx: DemoContext, what: str, found: Callable[[], Any]) -> Any:
         """Poll ``found`` until it returns something truthy; ``None`` after the run timeout."""

@@ -138,6 +138,22 @@ def test_a_spare_server_started_ahead_serves_the_next_cluster(tmp_path):
     _until(lambda: not any(_alive(p) for p in pids), timeout=15)
 
 
+def test_without_refill_a_taken_spare_is_not_replaced(tmp_path):
+    drivers = SparkDrivers(tmp_path, spares=1, warm_up=False, refill_spares=False)
+    try:
+        drivers.prestart()
+        _until(lambda: drivers._spares and drivers._spares[0].ready, timeout=120)
+        spare = drivers._spares[0]
+        assert drivers.start("cluster-1") is spare
+        time.sleep(1)  # a refill would have launched its server by now (prestart starts a thread at once)
+        assert drivers._spares == []
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster-1", "driver-1"]
+        pid = spare.process.pid
+    finally:
+        drivers.stop_all()
+    _until(lambda: not _alive(pid), timeout=15)
+
+
 def test_no_spark_process_outlives_a_killed_emulator(tmp_path):
     state = tmp_path / "state"
     emulator = subprocess.Popen(
