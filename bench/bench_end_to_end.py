@@ -137,7 +137,8 @@ def analyse(db: pathlib.Path) -> dict[str, Any]:
         "orchestration_overhead_seconds": round(end_to_end - work, 1),
         "in_run_overhead_seconds": round(in_run_overhead, 1),
         # Time when no DAG run of the pipeline was queued or running (one run ended, the next not queued).
-        "between_runs_seconds": round(end_to_end - _union(run_spans), 1),
+        # (never below 0: where the runs overlap throughout, float rounding would print -0.0)
+        "between_runs_seconds": max(0.0, round(end_to_end - _union(run_spans), 1)),
         "overhead_fraction": round((end_to_end - work) / end_to_end, 3) if end_to_end else None,
         "task_seconds": per_task,
     }
