@@ -36,21 +36,8 @@ def test_the_section_is_registered_for_make_bench_and_quick_mode():
     assert set(run._benchmarks(quick=True)) == set(run.SECTIONS)
 
 
-def test_the_section_renders_a_row_per_concurrency_and_a_summary_line():
-    document = {
-        "machine": {
-            "date": "d",
-            "cpu": "cpu",
-            "cpus": 2,
-            "memory": "1 MiB",
-            "platform": "linux",
-            "python": "3.11",
-            "versions": {},
-            "load_average_1_5_15": [1, 1, 1],
-        },
-        "total_seconds": 1.0,
-        "sections": {"backfill": SECTION},
-    }
+def test_the_section_renders_a_row_per_concurrency_and_a_summary_line(bench_document):
+    document = bench_document({"backfill": SECTION})
     text = report.render(document)
     assert "## 8. Backfill throughput" in text
     assert "| 4 | 8 | 8 | 8 | 0 | 120.0 | 4.0 | 2.0 |" in text

@@ -71,23 +71,11 @@ def test_per_task_bundle_adds_a_job_with_one_cluster_per_task(tmp_path):
     assert all("new_cluster" in task and "job_cluster_key" not in task for task in job["tasks"])
 
 
-def test_report_renders_every_section_and_flags_a_missed_target():
+def test_report_renders_every_section_and_flags_a_missed_target(bench_document):
     stats = {"median": 1.0, "min": 0.9, "max": 1.2, "iqr": 0.1, "n": 3}
     entry = {"cpu_s": stats, "cpu_ratio": 1.0, "wall_s": stats, "wall_ratio": 1.0, "dags": 1}
-    document = {
-        "machine": {
-            "date": "2026-11-21T00:00:00+00:00",
-            "cpu": "cpu",
-            "cpus": 2,
-            "memory": "1 MiB",
-            "platform": "linux",
-            "python": "3.11",
-            "versions": {"apache-airflow": "3.3.2"},
-            "load_average_1_5_15": [1, 1, 1],
-        },
-        "load_average_after": [1, 1, 1],
-        "total_seconds": 1.0,
-        "sections": {
+    document = bench_document(
+        {
             "parse": {
                 "processor": {
                     "trivial": entry,
@@ -101,7 +89,8 @@ def test_report_renders_every_section_and_flags_a_missed_target():
             },
             "ingest": {"error": "RuntimeError: boom", "met": None},
         },
-    }
+        load_average_after=[1, 1, 1],
+    )
     text = report.render(document)
     assert "| 1 | DAG parse" in text
     assert "**MISSED**" in text

@@ -120,22 +120,8 @@ def test_scale_plot_is_written_from_the_sections(tmp_path):
     assert plots.render_scale_plot({"triggerer": {"error": "boom"}}, tmp_path / "none") is None
 
 
-def test_report_renders_the_scale_sections_and_the_plot():
-    document = {
-        "machine": {
-            "date": "2026-12-04T00:00:00+00:00",
-            "cpu": "cpu",
-            "cpus": 2,
-            "memory": "1 MiB",
-            "platform": "linux",
-            "python": "3.11",
-            "versions": {},
-            "load_average_1_5_15": [1, 1, 1],
-        },
-        "total_seconds": 1.0,
-        "sections": _scale_sections(),
-        "scale_plot": "images/bench-scale.png",
-    }
+def test_report_renders_the_scale_sections_and_the_plot(bench_document):
+    document = bench_document(_scale_sections(), scale_plot="images/bench-scale.png")
     text = report.render(document)
     assert "## 6. Triggerer at scale" in text
     assert "## 7. DAG parsing at scale" in text
