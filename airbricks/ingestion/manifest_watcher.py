@@ -47,7 +47,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from airbricks.partitions import MANIFEST_NAME, PartitionError, RawPartition, raw_bucket
 
@@ -62,8 +62,6 @@ NOTIFICATIONS_ASSET = "raw_manifest_notifications"
 ANNOUNCED_BY_FIELD = "announced_by"
 #: When the DAG also runs without a new watcher event, to read events Airflow left to no run.
 SWEEP_CRON = "*/5 * * * *"
-#: XCom key of ``announce_partition``'s verdict ("announced ..." or "skipped ...: why"), skipped or not.
-VERDICT_XCOM = "verdict"
 WATERMARK_ID_KEY = "last_event_id"
 WATERMARK_TIME_KEY = "last_event_timestamp"
 #: Seconds SQS holds the receive call open (long polling: one request per 20 s while the queue is empty).
@@ -162,7 +160,6 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
     """The DAG ``raw_manifest_watcher`` for the raw assets of ``config_path`` (``sources.yaml``)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, task
-    from airflow.sdk.exceptions import AirflowSkipException
 
     from airbricks.ingestion.assets import raw_asset
     from airbricks.ingestion.config import load_sources
@@ -237,33 +234,23 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
 
         @task(outlets=list(assets.values()))
         def announce_partition(notice: dict[str, str], **context: Any) -> str:
-            """Emit the keyed raw-asset event of one new manifest, or skip saying why not.
-
-            Its verdict is the XCom ``verdict`` either way. Skipping, not succeeding, matters: Airflow 3.3.2
-            registers an event on every declared outlet of a successful task (a keyless one where the task
-            added none), and a skipped task registers none.
-            """
-
-            def skip(verdict: str) -> NoReturn:
-                context["ti"].xcom_push(key=VERDICT_XCOM, value=verdict)
-                raise AirflowSkipException(verdict)
-
+            """Emit the keyed raw-asset event of one new manifest (or say why not)."""
             manifest_notice = ManifestNotice(**notice)
             s3 = S3Hook(aws_conn_id=conn_id).get_conn()
             try:
                 response = s3.get_object(Bucket=manifest_notice.bucket, Key=manifest_notice.key)
             except s3.exceptions.NoSuchKey:
-                skip(f"skipped {manifest_notice.where}: deleted since (a producer re-publishing it)")
+                return f"skipped {manifest_notice.where}: deleted since (a producer re-publishing it)"
             etag = str(response.get("ETag", "")).strip('"')
             if etag != manifest_notice.etag:
-                skip(f"skipped {manifest_notice.where}: replaced since (now ETag {etag})")
+                return f"skipped {manifest_notice.where}: replaced since (now ETag {etag})"
             try:
                 manifest = json.loads(response["Body"].read())
             except ValueError as exc:
                 raise ValueError(f"{manifest_notice.where}: the manifest is not JSON ({exc})") from None
             partition = partition_of_manifest(manifest_notice, manifest, bucket)
             if manifest.get(ANNOUNCED_BY_FIELD):
-                skip(f"skipped {partition.uri(bucket)}: announced by {manifest[ANNOUNCED_BY_FIELD]}")
+                return f"skipped {partition.uri(bucket)}: announced by {manifest[ANNOUNCED_BY_FIELD]}"
             asset = assets.get((partition.source, partition.dataset))
             if asset is None:
                 raise ValueError(
@@ -272,7 +259,7 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
                 )
             state = context["asset_state_store"][asset]
             if state.get(_state_key(partition)) == etag:
-                skip(f"skipped {manifest_notice.where}: already announced (duplicate notification)")
+                return f"skipped {manifest_notice.where}: already announced (duplicate notification)"
             event = context["outlet_events"][asset]
             event.extra = {
                 **partition.to_extra(bucket),
@@ -284,9 +271,7 @@ def build_manifest_watcher_dag(config_path: str | os.PathLike[str]) -> Any:
             # Written last: a failure before it marks nothing, so the retry announces. (Airflow registers the
             # event when the task succeeds, just after this: only a kill in between loses the announcement.)
             state.set(_state_key(partition), etag)
-            verdict = f"announced {partition.uri(bucket)} partition key {partition.key}"
-            context["ti"].xcom_push(key=VERDICT_XCOM, value=verdict)
-            return verdict
+            return f"announced {partition.uri(bucket)} partition key {partition.key}"
 
         announce_partition.expand(notice=manifest_notices_of_run())
     return dag

@@ -27,7 +27,7 @@ from typing import Any
 
 from airbricks.databricks.processing import processed_dataset
 from airbricks.ingestion.manifest_watcher import DAG_ID as WATCHER_DAG_ID
-from airbricks.ingestion.manifest_watcher import NOTIFICATIONS_ASSET, VERDICT_XCOM, manifest_notices
+from airbricks.ingestion.manifest_watcher import NOTIFICATIONS_ASSET, manifest_notices
 from airbricks.local.demo import AirflowApi, DemoContext, Stage, heartbeat, say
 from airbricks.local.replay import BUNDLED_FIXTURES
 from airbricks.partitions import RawPartition
@@ -148,10 +148,9 @@ class OtherProducerStage(Stage):
         path = f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}/taskInstances"
         verdicts = []
         for ti in api.get(path, task_id="announce_partition").get("task_instances", []):
-            # A verdict of "skipped ..." (a duplicate among them) is a skipped task: no asset event at all.
-            if ti.get("task_id") == "announce_partition" and ti.get("state") in ("success", "skipped"):
+            if ti.get("task_id") == "announce_partition" and ti.get("state") == "success":
                 entry = api.get(
-                    f"{path}/announce_partition/xcomEntries/{VERDICT_XCOM}", map_index=ti["map_index"]
+                    f"{path}/announce_partition/xcomEntries/return_value", map_index=ti["map_index"]
                 )
                 verdicts.append(str(entry.get("value")))
         return verdicts
