@@ -187,8 +187,8 @@ class SparkDrivers:
         or its JVM could not start): the cluster manager terminates the cluster then.
     :param spares: servers kept started ahead for the next clusters (0: each starts at its cluster's RUNNING).
     :param warm_up: run one small query on each spare before a cluster takes it (seconds of CPU ahead).
-    :param refill_spares: start a new spare when a cluster takes one. Off for a workspace that runs one
-        known cluster (the demo): the replacement's JVM start would only compete for CPU with that cluster.
+    :param refill_spares: start a new spare when a cluster takes one. Off for a workspace whose clusters are
+        known ahead (the demo's two job clusters): a replacement's JVM would only compete with them for CPU.
     """
 
     def __init__(
